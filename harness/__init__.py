@@ -1,0 +1,33 @@
+"""LatentBench core: plugin system, interfaces, data, training, runner and results store."""
+
+import pluggy
+
+__version__ = "0.1.0"
+
+PROJECT = "latentbench"
+
+#: Marker for hook implementations in built-in and third-party plugins.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+from harness.model import Autoencoder, LatentGaussian, ModelConfig  # noqa: E402
+from harness.attack import Attack, AttackConfig, AttackResult  # noqa: E402
+from harness.metric import Metric, MetricConfig, MetricContext, MetricResult  # noqa: E402
+from harness.data import DatasetPlugin  # noqa: E402
+from harness.errors import LatentBenchError  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "hookimpl",
+    "Autoencoder",
+    "LatentGaussian",
+    "ModelConfig",
+    "Attack",
+    "AttackConfig",
+    "AttackResult",
+    "Metric",
+    "MetricConfig",
+    "MetricContext",
+    "MetricResult",
+    "DatasetPlugin",
+    "LatentBenchError",
+]

@@ -1,0 +1,123 @@
+"""Checkpoints: a folder with ``config.json`` (model name + typed config), ``model.safetensors`` and
+``metadata.json``. Loading never unpickles: only safetensors are read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from harness import __version__
+from harness.errors import CheckpointError, ConfigError
+from harness.model import Autoencoder
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def state_hash(model: torch.nn.Module) -> str:
+    """Hash of the weights and the config: identifies a model in the results store."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"model": getattr(model, "name", ""), "config": model.config.to_dict()}, sort_keys=True).encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_checkpoint(model: Autoencoder, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(tensors, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps({"model": model.name, "config": model.config.to_dict()}, indent=2))
+    meta = {"latentbench_version": __version__, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "weights_sha256": sha256_file(folder / WEIGHTS_FILE)}
+    meta.update(metadata or {})
+    (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    return folder
+
+
+def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    if folder.is_file():
+        if folder.suffix in PICKLE_SUFFIXES:
+            raise CheckpointError(
+                f"{folder} looks like a pickled PyTorch file; LatentBench never unpickles files it is given. "
+                f"Save the model with harness.checkpoint.save_checkpoint (safetensors + config.json) instead.")
+        raise CheckpointError(f"{folder} is a file; a checkpoint is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} does not exist")
+    cfg_path = folder / CONFIG_FILE
+    if not (folder / WEIGHTS_FILE).exists():
+        pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        hint = (f" It holds {', '.join(pickles)}, which would need unpickling; LatentBench never unpickles. "
+                f"Convert the weights to safetensors (safetensors.torch.save_file(model.state_dict(), ...)).") if pickles else ""
+        raise CheckpointError(f"checkpoint {folder} has no {WEIGHTS_FILE}.{hint}")
+    if not cfg_path.exists():
+        raise CheckpointError(f"checkpoint {folder} has no {CONFIG_FILE} naming the model and its config")
+    try:
+        data = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or "model" not in data or "config" not in data:
+        raise CheckpointError(f"{cfg_path} must hold {{'model': <plugin name>, 'config': {{...}}}}")
+    return data
+
+
+def load_checkpoint(folder: str | Path, registry=None, device: str | torch.device = "cpu") -> Autoencoder:
+    """Rebuild the model from its registry entry and typed config, then load and check the weights."""
+    from harness.plugins import get_registry
+
+    folder = Path(folder)
+    registry = registry or get_registry()
+    data = read_checkpoint_config(folder)
+    cls = registry.model(data["model"], path=f"{folder / CONFIG_FILE}:model")
+    try:
+        config = cls.config_class.from_dict(data["config"], path=f"{folder / CONFIG_FILE}:config")
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint config does not match model '{cls.name}': {e}") from None
+    model = cls(config)
+    try:
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError, Exception) as e:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+             for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append("shape mismatch " + "; ".join(wrong[:5]))
+        if missing:
+            parts.append(f"missing tensors {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected tensors {unexpected[:5]}")
+        raise CheckpointError(
+            f"checkpoint {folder} does not fit model '{cls.name}' with config {config.to_dict()}: " + "; ".join(parts)
+            + ". The weights were saved from a different architecture: check input_shape, latent_dim and backbone in config.json.")
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval()
+
+
+def read_metadata(folder: str | Path) -> dict[str, Any]:
+    p = Path(folder) / METADATA_FILE
+    return json.loads(p.read_text()) if p.exists() else {}

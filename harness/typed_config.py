@@ -1,0 +1,107 @@
+"""Typed dataclass configs built from plain YAML/JSON dicts with errors that name the key path."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from harness.errors import ConfigError, suggest
+
+
+def _check_type(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        errors = []
+        for a in args:
+            if a is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_type(value, a, path)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(path, f"expected {tp}, got {type(value).__name__} {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, f"expected a list, got {type(value).__name__} {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(path, f"expected {len(args)} items, got {len(value)}")
+            return tuple(_check_type(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        items = [_check_type(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(path, f"expected one of {list(args)}, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, f"expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(path, f"expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {type(value).__name__} {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
+        return build_dataclass(tp, value, path)
+    return value
+
+
+def build_dataclass(cls: type, data: dict[str, Any] | None, path: str = "config"):
+    """Instantiate dataclass ``cls`` from ``data``; unknown keys and bad types raise ConfigError."""
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = suggest(key, fields)
+            fix = f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(sorted(fields))}"
+            raise ConfigError(f"{path}.{key}", f"unknown key for {cls.__name__}", fix)
+        kwargs[key] = _check_type(value, hints.get(key, Any), f"{path}.{key}")
+    try:
+        obj = cls(**kwargs)
+    except TypeError as e:  # missing required fields
+        raise ConfigError(path, str(e)) from None
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except (ValueError, AssertionError) as e:
+            raise ConfigError(path, str(e)) from None
+    return obj
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclass/tuple tree -> JSON-serialisable plain data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,1 @@
+"""Built-in LatentBench plugins, registered through the ``latentbench`` entry-point group."""

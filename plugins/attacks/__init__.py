@@ -1,0 +1,8 @@
+"""Built-in attacks."""
+
+from harness import hookimpl
+
+
+@hookimpl
+def latentbench_attacks():
+    return []

@@ -1,0 +1,44 @@
+"""002's 2D-Grid task: a mixture of (2n+1)^2 spherical 2-d Gaussians with means (2i, 2j),
+-n <= i, j <= n, and variance 0.0025 (002 footnote 5). Labels are the mode index."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.data import DatasetPlugin, Split
+from harness.seeding import component_generator
+
+
+def grid_means(n: int) -> torch.Tensor:
+    r = torch.arange(-n, n + 1, dtype=torch.float32) * 2.0
+    gi, gj = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([gi.reshape(-1), gj.reshape(-1)], dim=1)
+
+
+def nearest_mode(points: torch.Tensor, n: int) -> torch.Tensor:
+    """002's classifier c for the grid: the index of the nearest mean."""
+    return torch.cdist(points.reshape(points.shape[0], -1)[:, :2].float(), grid_means(n).to(points.device)).argmin(1)
+
+
+class Grid2D(DatasetPlugin):
+    name = "grid2d"
+    native_shape = (2,)
+    source = "002 §3 / footnote 5 (Lin et al. 2017; Srivastava et al. 2017)"
+    DEFAULTS = {"n": 2, "variance": 0.0025, "train_size": 25000, "test_size": 5000, "seed": 0}
+
+    @property
+    def n(self) -> int:
+        return int(self.config.options.get("n", self.DEFAULTS["n"]))
+
+    @property
+    def num_classes(self) -> int:  # type: ignore[override]
+        return (2 * self.n + 1) ** 2
+
+    def _load(self, split: str) -> Split:
+        o = {**self.DEFAULTS, **self.config.options}
+        size = int(o[f"{split}_size"])
+        g = component_generator(int(o["seed"]), "grid2d", split)
+        means = grid_means(int(o["n"]))
+        y = torch.randint(len(means), (size,), generator=g)
+        x = means[y] + torch.randn(size, 2, generator=g) * float(o["variance"]) ** 0.5
+        return Split(x, y)
