@@ -24,7 +24,9 @@ class Grid2D(DatasetPlugin):
     name = "grid2d"
     native_shape = (2,)
     source = "002 §3 / footnote 5 (Lin et al. 2017; Srivastava et al. 2017)"
-    DEFAULTS = {"n": 2, "variance": 0.0025, "train_size": 25000, "test_size": 5000, "seed": 0}
+    #: ``modes``: draw data from only this many of the (2n+1)^2 modes (chosen from ``seed``), so that
+    #: generators trained on it cover a known number of modes (002 Fig. 3.1); None = all modes
+    DEFAULTS = {"n": 2, "variance": 0.0025, "train_size": 25000, "test_size": 5000, "seed": 0, "modes": None}
 
     @property
     def n(self) -> int:
@@ -39,6 +41,10 @@ class Grid2D(DatasetPlugin):
         size = int(o[f"{split}_size"])
         g = component_generator(int(o["seed"]), "grid2d", split)
         means = grid_means(int(o["n"]))
-        y = torch.randint(len(means), (size,), generator=g)
+        modes = torch.arange(len(means))
+        if o["modes"] is not None:
+            pick = component_generator(int(o["seed"]), "grid2d", "modes")
+            modes = torch.randperm(len(means), generator=pick)[: int(o["modes"])].sort().values
+        y = modes[torch.randint(len(modes), (size,), generator=g)]
         x = means[y] + torch.randn(size, 2, generator=g) * float(o["variance"]) ** 0.5
         return Split(x, y)
