@@ -118,12 +118,17 @@ def pgd(
     maximize: bool = True,
     keep_best: bool = True,
     record_history: bool = False,
+    init: Tensor | None = None,
 ) -> PGDOutput:
     """Projected gradient ascent (or descent) on a per-sample objective, restarts batched.
 
     ``objective(x_adv, *context)`` returns one value per row; ``context`` tensors share the batch
     dimension with ``x`` and are repeated with it, so restarts run as one batch of R*B rows. The
     best point per input over all restarts (and, with ``keep_best``, over all iterates) is returned.
+
+    ``init`` (R*B rows, restart-major) replaces the random start; it is projected onto the feasible
+    set first. Attacks draw one start per restart with :func:`random_start` so that restart r sees
+    the same start whatever R is (restarts can then never do worse than a single start).
     """
     check_norm(norm)
     B = x.shape[0]
@@ -131,7 +136,11 @@ def pgd(
     xr = repeat_batch(x, restarts)
     ctx = [repeat_batch(c.detach(), restarts) for c in context]
     sign = 1.0 if maximize else -1.0
-    if random_init and eps > 0:
+    if init is not None:
+        if init.shape != xr.shape:
+            raise ValueError(f"init must have shape {tuple(xr.shape)} (restarts * batch rows), got {tuple(init.shape)}")
+        x_adv = project(xr, init.detach().to(device=x.device, dtype=x.dtype), eps, norm)
+    elif random_init and eps > 0:
         x_adv = random_start(xr, eps, norm, generator)
     else:
         x_adv = xr.clone()

@@ -90,7 +90,7 @@ def train(model: Autoencoder, data: Split, config: TrainConfig | None = None, de
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.4g}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
                 if config.max_steps is not None and result.steps >= config.max_steps:
                     break
             result.history.append({k: v / max(count, 1) for k, v in sums.items()})
