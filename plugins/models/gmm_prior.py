@@ -27,7 +27,9 @@ class GMMPrior(nn.Module):
 
     def __init__(self, means: Tensor, stds: Tensor, weights: Tensor | None = None):
         super().__init__()
-        means = torch.as_tensor(means, dtype=torch.get_default_dtype())
+        means = torch.as_tensor(means)
+        if not means.is_floating_point():
+            means = means.to(torch.get_default_dtype())
         if means.dim() != 2:
             raise ValueError(f"GMM means must have shape (K, D), got {tuple(means.shape)}")
         stds = torch.as_tensor(stds, dtype=means.dtype).expand_as(means).clone()
