@@ -1,8 +1,27 @@
-"""Built-in attacks."""
+"""Built-in attacks (SPEC §2). Each module holds one attack and its typed config; ``solvers`` holds
+the batched-restart PGD / L-BFGS-B machinery they share."""
 
 from harness import hookimpl
+from plugins.attacks.downstream_pgd import DownstreamPGD, DownstreamPGDConfig
+from plugins.attacks.eigendirection import EigendirectionAttack, EigendirectionConfig
+from plugins.attacks.fgsm_latent import FGSMLatent, FGSMLatentConfig, fgsm_latent_perturb
+from plugins.attacks.latent_space import LatentSpaceAttack, LatentSpaceConfig
+from plugins.attacks.max_damage import MaxDamageAttack, MaxDamageConfig
+from plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
+
+ATTACKS = [PGDWasserstein, FGSMLatent, LatentSpaceAttack, MaxDamageAttack, DownstreamPGD, EigendirectionAttack]
+
+__all__ = [
+    "ATTACKS",
+    "DownstreamPGD", "DownstreamPGDConfig",
+    "EigendirectionAttack", "EigendirectionConfig",
+    "FGSMLatent", "FGSMLatentConfig", "fgsm_latent_perturb",
+    "LatentSpaceAttack", "LatentSpaceConfig",
+    "MaxDamageAttack", "MaxDamageConfig",
+    "PGDWasserstein", "PGDWassersteinConfig",
+]
 
 
 @hookimpl
 def latentbench_attacks():
-    return []
+    return list(ATTACKS)
