@@ -1,0 +1,97 @@
+"""Spectral radius and von Neumann entropy of the encoder's pullback metric (000 §3.2, App. B; SPEC §3).
+
+Both metrics take ``curved`` in their config: False uses the flat latent metric G_z = I (000 eq. 7,
+the paper's main results), True the decoder-curved G_z = J_g^T J_g of App. B. We chose one config
+flag over separate ``decoder_curved_*`` names so one plugin owns each score; the flag is part of the
+result's config and of its value names (``spectral_radius`` vs ``curved_spectral_radius``).
+The eigenvalues come from :func:`plugins.common.spectral.pullback_spectrum` (Gram trick, never the
+N x N matrix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from harness.metric import Metric, MetricConfig, MetricContext, MetricResult
+from plugins.common.spectral import pullback_spectrum, von_neumann_entropy
+from plugins.metrics.summary import as_numpy, describe
+
+NORMALIZATIONS = ("trace", "max")
+
+
+@dataclass
+class SpectralConfig(MetricConfig):
+    #: decoder-curved metric of 000 App. B instead of the flat latent
+    curved: bool = False
+    #: samples per Jacobian chunk (bounds memory: chunk * 2d * N floats)
+    chunk_size: Optional[int] = 64
+    #: histogram bins stored in the result
+    bins: int = 30
+
+    def validate(self) -> None:
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {self.chunk_size}")
+        if self.bins < 0:
+            raise ValueError(f"bins must be >= 0, got {self.bins}")
+
+
+@dataclass
+class SpectralRadiusConfig(SpectralConfig):
+    pass
+
+
+@dataclass
+class VNEntropyConfig(SpectralConfig):
+    #: ``trace``: p = lambda / sum lambda (von Neumann entropy, SPEC default); ``max``: lambda / max
+    #: lambda as in the paper's figures
+    normalization: str = "trace"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got '{self.normalization}'")
+
+
+def _spectrum(ctx: MetricContext, cfg: SpectralConfig):
+    model = ctx.model
+    x = ctx.x.to(ctx.device)
+    return pullback_spectrum(model, x, curved=cfg.curved, chunk_size=cfg.chunk_size)
+
+
+def _result(key: str, per_sample: torch.Tensor, cfg: SpectralConfig, sp, extra_info: dict) -> MetricResult:
+    values, info = describe(key, per_sample, cfg.bins)
+    info.update({"stochastic_metric": sp.stochastic, "curved": sp.curved, "n_samples": int(per_sample.shape[0]),
+                 "rank_bound": int(sp.eigenvalues.shape[1]), **extra_info})
+    return MetricResult(values=values, per_sample={key: as_numpy(per_sample)}, info=info)
+
+
+class SpectralRadius(Metric):
+    """Largest eigenvalue of G_x per sample (000 eq. 8); lower is more robust."""
+
+    name = "spectral_radius"
+    config_class = SpectralRadiusConfig
+    needs = frozenset({"model", "data"})
+    source = "000 §3.2 eq. 8 (decoder-curved: App. B eq. 11)"
+
+    def compute(self, ctx: MetricContext) -> MetricResult:
+        sp = _spectrum(ctx, self.config)
+        key = "curved_spectral_radius" if self.config.curved else "spectral_radius"
+        return _result(key, sp.spectral_radius, self.config, sp, {})
+
+
+class VNEntropy(Metric):
+    """Von Neumann entropy -sum p log p of the eigenvalues of G_x per sample (000 §3.2)."""
+
+    name = "vn_entropy"
+    config_class = VNEntropyConfig
+    needs = frozenset({"model", "data"})
+    source = "000 §3.2 (decoder-curved: App. B eq. 11)"
+
+    def compute(self, ctx: MetricContext) -> MetricResult:
+        sp = _spectrum(ctx, self.config)
+        s = von_neumann_entropy(sp.eigenvalues, self.config.normalization)
+        key = "curved_vn_entropy" if self.config.curved else "vn_entropy"
+        return _result(key, s, self.config, sp, {"normalization": self.config.normalization})
