@@ -15,6 +15,11 @@ def _check_type(value: Any, tp: Any, path: str) -> Any:
     if tp is Any:
         return value
     if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None and len(non_none) < len(args):
+            return None
+        if len(non_none) == 1:  # Optional[X]: report X's own error, which names the inner key
+            return _check_type(value, non_none[0], path)
         errors = []
         for a in args:
             if a is type(None):
