@@ -1,0 +1,1 @@
+"""Mathematics shared by several plugin families (one implementation each)."""
