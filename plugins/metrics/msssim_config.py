@@ -12,7 +12,8 @@ chosen from the image size:
 - side < 14: a 3-tap window with sigma 0.5, same rule (8x8 gives 2 scales).
 
 Weights are the first L of the standard five (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) renormalised
-to sum 1. data_range is 1 (images in [0, 1]), K = (0.01, 0.03). The configuration is returned as a
+to sum 1 (at >= 161 pixels the five weights are used unchanged, as the package does; they sum
+to 1.0001). data_range is 1 (images in [0, 1]), K = (0.01, 0.03). The configuration is returned as a
 dict and stored in every result so numbers from different configurations are never mixed.
 """
 
