@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -55,8 +56,7 @@ class EigendirectionConfig(AttackConfig):
                              f"{self.delta_min}, {self.delta_max}, {self.num_deltas}")
 
     def deltas(self) -> Tensor:
-        return torch.logspace(torch.log10(torch.tensor(self.delta_min)).item(),
-                              torch.log10(torch.tensor(self.delta_max)).item(), self.num_deltas,
+        return torch.logspace(math.log10(self.delta_min), math.log10(self.delta_max), self.num_deltas,
                               dtype=torch.float64)
 
 

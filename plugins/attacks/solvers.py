@@ -69,7 +69,11 @@ def run_lbfgsb(objective: Callable[..., Tensor], x: Tensor, *, eps: float, norm:
     Variables are pixels v with box bounds [0, 1] (L-BFGS-B's own bounds). The budget is kept by a
     parametrisation: the evaluated point is ``project(x, v)`` (for L2 a radial rescale of v - x into
     the ball, for L-inf a clamp), so every point the objective sees is inside box and budget, and
-    the returned point is the final rescale of the best v. The rows are independent, so minimising
+    the returned point is the final rescale of the best v. Outside the ball the objective depends
+    only on the direction of v - x, so v would drift outwards until it hits the pixel bounds, which
+    would then wrongly constrain the direction; a penalty rho * (dist(v, ball) / eps)^2 pulls it back.
+    The penalty's gradient is normal to the ball and vanishes on it, so it does not move the
+    constrained optima; rho is the mean |objective| at the start (only the conditioning depends on it). The rows are independent, so minimising
     the sum minimises each row; only the line search is shared (003 §5.4's reference evaluation
     optimised a batch the same way). ``steps`` is L-BFGS-B's ``maxiter``; the best evaluated point
     per input over all iterations and restarts is returned.
@@ -83,12 +87,17 @@ def run_lbfgsb(objective: Callable[..., Tensor], x: Tensor, *, eps: float, norm:
     sign = 1.0 if maximize else -1.0
     best = _Best(score=torch.full((xr.shape[0],), -float("inf"), dtype=dtype, device=dev), x=xr.clone())
     calls = [0]
+    rho = [0.0]
 
     def fun(v_np: np.ndarray) -> tuple[float, np.ndarray]:
         v = torch.from_numpy(v_np).to(device=dev, dtype=dtype).view(shape).requires_grad_(True)
         xa = project(xr, v, eps, norm)
         score = sign * objective(xa, *ctx)
-        (grad,) = torch.autograd.grad(-score.sum(), v)
+        if calls[0] == 0:
+            rho[0] = float(score.detach().abs().mean()) + 1e-12
+        outside = (v - xa).reshape(v.shape[0], -1).norm(dim=1) / max(eps, 1e-12)
+        loss = -score.sum() + rho[0] * outside.pow(2).sum()
+        (grad,) = torch.autograd.grad(loss, v)
         calls[0] += 1
         with torch.no_grad():
             s = score.detach()
@@ -96,7 +105,7 @@ def run_lbfgsb(objective: Callable[..., Tensor], x: Tensor, *, eps: float, norm:
             better = s > best.score
             best.score = torch.where(better, s, best.score)
             best.x[better] = xa.detach()[better]
-        return float(-s.sum()), grad.detach().to(torch.float64).cpu().numpy().ravel()
+        return float(loss.detach()), grad.detach().to(torch.float64).cpu().numpy().ravel()
 
     n = int(np.prod(shape))
     if steps > 0 and eps > 0:
