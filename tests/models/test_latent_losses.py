@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from gmm_family_reference import one_hot_gmm_cov, ref_gmm_cdf, ref_ks, ref_two_point
 from plugins.models.gmm_prior import GMMPrior
 from plugins.models.latent_losses import (adversarial_ks, coupled_covariance_loss, coupled_covariance_target,
                                           covariance_loss, empirical_covariance, ks_loss, two_point_ks)
@@ -20,31 +21,20 @@ def _random_prior(seed: int, k: int = 3, d: int = 4) -> GMMPrior:
     return GMMPrior(means, stds, weights)
 
 
+def _params(prior: GMMPrior):
+    return prior.means.numpy(), prior.stds.numpy(), prior.weights.numpy()
+
+
 def _ref_cdf(prior: GMMPrior, z: np.ndarray) -> np.ndarray:
-    """sum_k p_k Phi((z - mu_kj) / sigma_kj) with scipy, one dimension at a time."""
-    mu, sd, w = prior.means.numpy(), prior.stds.numpy(), prior.weights.numpy()
-    out = np.zeros_like(z)
-    for j in range(z.shape[1]):
-        for k in range(len(w)):
-            out[:, j] += w[k] * norm.cdf(z[:, j], loc=mu[k, j], scale=sd[k, j])
-    return out
+    return ref_gmm_cdf(*_params(prior), z)
 
 
 def _ref_ks(prior: GMMPrior, z: np.ndarray) -> float:
-    n, d = z.shape
-    total = 0.0
-    for j in range(d):
-        col = np.sort(z[:, j])
-        ecdf = np.arange(1, n + 1) / n
-        target = _ref_cdf(prior, np.tile(col[:, None], (1, d)))[:, j]
-        total += np.mean((ecdf - target) ** 2)
-    return total / d
+    return ref_ks(_params(prior), z)
 
 
 def _ref_two_point(prior: GMMPrior, z: np.ndarray, za: np.ndarray) -> float:
-    a = _ref_cdf(prior, np.sort(z, axis=0))
-    b = _ref_cdf(prior, np.sort(za, axis=0))
-    return float(np.mean((a - b) ** 2))
+    return ref_two_point(_params(prior), z, za)
 
 
 def test_gmm_marginal_cdf_matches_scipy():
@@ -119,9 +109,7 @@ def test_one_hot_prior_covariance_closed_form():
     # K modes at e_k in D dims, std s: I s^2 + (1/K) P - (1/K^2) P 1 1^T P with P the first K coordinates
     k, d, s = 4, 6, 0.7
     cov = GMMPrior.one_hot(k, d, std=s).double().covariance().numpy()
-    ref = s * s * np.eye(d)
-    ref[:k, :k] += np.eye(k) / k - np.ones((k, k)) / k**2
-    np.testing.assert_allclose(cov, ref, atol=1e-12)
+    np.testing.assert_allclose(cov, one_hot_gmm_cov(k, d, s), atol=1e-12)
 
 
 def test_covariance_losses_match_numpy():
