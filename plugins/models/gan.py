@@ -24,6 +24,7 @@ plain ReLU here), no BatchNorm, Adam 1e-4. The generator output is unbounded (po
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -46,9 +47,13 @@ class GANConfig(NetConfig):
     disc_hidden: list[int] = field(default_factory=lambda: [200, 200, 200])
     activation: str = "relu"
     batchnorm: bool = False
+    #: PacGAN packing degree m (Lin et al. 2017): D judges m points at once; 1 = the plain GAN
+    pack: int = 1
 
     def validate(self) -> None:
         super().validate()
+        if self.pack < 1:
+            raise ValueError(f"pack must be >= 1 (1 = no packing), got {self.pack}")
         if self.backbone != "mlp":
             raise ValueError(f"the gan model has MLP networks only: set backbone to 'mlp' (got '{self.backbone}')")
 
@@ -65,7 +70,9 @@ class GAN(Autoencoder):
         super().__init__(config)
         # make_decoder reverses ``hidden``: pass it reversed so the generator's layers follow the config order
         self.generator = make_decoder(dataclasses.replace(config, hidden=list(reversed(config.hidden))))
-        self.discriminator = make_encoder(dataclasses.replace(config, hidden=list(config.disc_hidden)), 1)
+        n = int(math.prod(config.input_shape))
+        self.discriminator = make_encoder(
+            dataclasses.replace(config, hidden=list(config.disc_hidden), input_shape=(config.pack * n,)), 1)
 
     def encode(self, x: Tensor) -> LatentGaussian:
         raise NotImplementedError(
@@ -76,15 +83,23 @@ class GAN(Autoencoder):
         """The generator G(z): points of shape (B, *input_shape), not restricted to [0, 1]."""
         return self.generator(z)
 
+    def _packed(self, x: Tensor) -> Tensor:
+        m = int(self.config.pack)
+        if x.shape[0] < m:
+            raise ValueError(f"a batch of {x.shape[0]} points cannot be packed in groups of pack={m}: "
+                             f"use a batch size >= pack")
+        k = (x.shape[0] // m) * m
+        return x[:k].reshape(k // m, -1)
+
     def discriminate(self, x: Tensor) -> Tensor:
-        """Discriminator logit per point, shape (B,)."""
-        return self.discriminator(x).reshape(-1)
+        """Discriminator logit per group of ``pack`` consecutive points, shape (B // pack,)."""
+        return self.discriminator(self._packed(x)).reshape(-1)
 
     def _discriminate_frozen(self, x: Tensor) -> Tensor:
         # D evaluated with detached parameters: L_G's gradient reaches G through x only
         params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
         buffers = dict(self.discriminator.named_buffers())
-        return functional_call(self.discriminator, {**params, **buffers}, (x,)).reshape(-1)
+        return functional_call(self.discriminator, {**params, **buffers}, (self._packed(x),)).reshape(-1)
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         if tuple(x.shape[1:]) != self.input_shape:
