@@ -1,0 +1,92 @@
+"""Throughput of every built-in attack on a Fashion-MNIST-sized (1x28x28) MLP autoencoder, and batched
+restarts against the same restarts run one after another (ratio in extra_info).
+
+Run: python -m pytest tests/benchmarks/test_bench_attacks.py --benchmark-only
+"""
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from harness.model import Autoencoder, LatentGaussian, ModelConfig
+from plugins.attacks import ATTACKS
+
+SHAPE = (1, 28, 28)
+B = 32
+
+
+class BenchMLPAE(Autoencoder):
+    """784-256-256 tanh encoder (mean, softplus std, latent 32), mirrored sigmoid decoder (000 App. A sizes)."""
+
+    name = "bench_mlp_ae"
+
+    def __init__(self):
+        super().__init__(ModelConfig(input_shape=SHAPE, latent_dim=32))
+        torch.manual_seed(0)
+        self.enc = nn.Sequential(nn.Linear(784, 256), nn.Tanh(), nn.Linear(256, 256), nn.Tanh())
+        self.mu, self.sd = nn.Linear(256, 32), nn.Linear(256, 32)
+        self.dec = nn.Sequential(nn.Linear(32, 256), nn.Tanh(), nn.Linear(256, 784), nn.Sigmoid())
+
+    def encode(self, x):
+        h = self.enc(x.reshape(x.shape[0], -1))
+        return LatentGaussian(self.mu(h), nn.functional.softplus(self.sd(h)) + 1e-3)
+
+    def decode(self, z):
+        return self.dec(z).reshape(z.shape[0], *SHAPE)
+
+
+SETTINGS = {
+    "pgd_wasserstein": dict(eps=0.1, steps=20, restarts=4),
+    "fgsm_latent": dict(eps=0.3, restarts=4),
+    "latent_space": dict(eps=1.0, steps=20, restarts=4),
+    "max_damage": dict(eps=1.0, steps=20, restarts=4),
+    "downstream_pgd": dict(eps=0.1, steps=20, restarts=4),
+    "eigendirection": dict(eps=1.0, top_k=5),
+}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = BenchMLPAE().eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand((B, *SHAPE), generator=g)
+    target = torch.rand((B, *SHAPE), generator=g)
+    probe = nn.Linear(32, 10)
+    with torch.no_grad():
+        y = probe(model.encode(x).mean).argmax(1)
+    return model, probe, x, y, target
+
+
+def _run(cls, setup, **kw):
+    model, probe, x, y, target = setup
+    atk = cls(model, generator=torch.Generator().manual_seed(0), classifier=probe if cls.needs_classifier else None,
+              **kw)
+    return atk(x, y=y, target=target if cls.targeted else None)
+
+
+@pytest.mark.parametrize("cls", ATTACKS, ids=lambda c: c.name)
+def test_bench_attack_throughput(benchmark, cls, setup):
+    kw = SETTINGS[cls.name]
+    benchmark.pedantic(_run, args=(cls, setup), kwargs=kw, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["images_per_s"] = B / benchmark.stats.stats.mean
+    benchmark.extra_info["settings"] = kw
+    print(f"\n{cls.name}: {B / benchmark.stats.stats.mean:.1f} images/s with {kw}")
+
+
+@pytest.mark.parametrize("name", ["pgd_wasserstein", "max_damage"])
+def test_bench_batched_vs_sequential_restarts(benchmark, name, setup):
+    cls = next(c for c in ATTACKS if c.name == name)
+    R = 8
+    kw = dict(SETTINGS[name], restarts=R)
+    benchmark.pedantic(_run, args=(cls, setup), kwargs=kw, rounds=3, iterations=1, warmup_rounds=1)
+    seq = []
+    for _ in range(3):  # the same R restarts one after another (restarts=1, R calls)
+        t0 = time.perf_counter()
+        for r in range(R):
+            _run(cls, setup, **dict(kw, restarts=1))
+        seq.append(time.perf_counter() - t0)
+    ratio = (sum(seq) / len(seq)) / benchmark.stats.stats.mean
+    benchmark.extra_info["sequential_over_batched"] = ratio
+    print(f"\n{name}: {R} restarts batched are {ratio:.2f}x faster than run one after another")
