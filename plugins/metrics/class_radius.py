@@ -161,7 +161,7 @@ def class_radius_per_sample(decode: Callable[[Tensor], Tensor], classify: Callab
     r = torch.minimum(r_dir, r_att)
     censored = ~(r <= cfg.search_radius)
     r = torch.where(censored, torch.full_like(r, cfg.search_radius), r)
-    stats = {"attack_wins": int((r_att < r_dir).sum()), "gradient_attack_used": bool(cfg.attack_steps and has_logits)}
+    stats = {"attack_wins": int(((r_att < r_dir) & ~censored).sum()), "gradient_attack_used": bool(cfg.attack_steps and has_logits)}
     return r, censored, stats
 
 
