@@ -19,6 +19,10 @@ a shared Adam; each parameter's update is exactly the one its own loss gives.
 Choices SPEC leaves open (defaults after the 2D-grid setup of PacGAN, Lin et al. 2017, which 002
 cites): latent 2, generator 4 x 400 ReLU, discriminator 3 x 200 ReLU (PacGAN's maxout units are
 plain ReLU here), no BatchNorm, Adam 1e-4. The generator output is unbounded (points, not images).
+``pack`` (PacGAN's packing degree m, default 1 = the plain GAN of 002) lets D judge m points at once;
+packed groups are consecutive points of the batch (a trailing remainder is left out of the loss).
+In our short runs on grids restricted to k modes, plain GANs collapsed onto one mode while pack = 2
+covered all k (see tests/models/test_gan.py), so use pack >= 2 to build generators of known coverage.
 """
 
 from __future__ import annotations
@@ -51,11 +55,11 @@ class GANConfig(NetConfig):
     pack: int = 1
 
     def validate(self) -> None:
+        if self.backbone != "mlp":
+            raise ValueError(f"the gan model has MLP networks only: set backbone to 'mlp' (got '{self.backbone}')")
         super().validate()
         if self.pack < 1:
             raise ValueError(f"pack must be >= 1 (1 = no packing), got {self.pack}")
-        if self.backbone != "mlp":
-            raise ValueError(f"the gan model has MLP networks only: set backbone to 'mlp' (got '{self.backbone}')")
 
 
 class GAN(Autoencoder):
