@@ -105,7 +105,8 @@ class SmoothEncoder(VAE):
         """x' = x + argmax_{||d|| <= eps} W(q(z|x), q(z|x + d)) by PGD (001 §3.1); detached."""
         if self.config.selection_eps == 0:
             return x.detach()
-        return self.selection_attack(generator)(x.detach()).x_adv.detach()
+        with torch.enable_grad():  # PGD needs input gradients even when the loss is evaluated under no_grad
+            return self.selection_attack(generator)(x.detach()).x_adv.detach()
 
     def se_terms(self, x: Tensor, x_sel: Tensor, noise: Tensor | None = None) -> dict[str, Tensor]:
         """Per-sample SE-ELBO terms for inputs x and selected x'; ``noise`` u gives z_a = mu_a + std_a * u."""
