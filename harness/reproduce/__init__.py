@@ -1,0 +1,139 @@
+"""Reproductions of the source documents' experiments (``latentbench reproduce NAME``).
+
+An experiment is a function registered with :func:`experiment`; it receives a :class:`ReproContext`
+(size ``smoke`` or ``full``, output folder, seed, device) and returns a :class:`ReproResult` with
+tables (lists of row dicts), figure paths, and findings: the document's qualitative claims with
+whether our run supports them and the numbers behind the verdict. Findings are reported, never
+tuned for: a claim that does not hold is written down as not holding.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from harness.errors import UnknownComponentError
+
+SIZES = ("smoke", "full")
+#: modules that register experiments when imported
+EXPERIMENT_MODULES = ("harness.reproduce.geometry", "harness.reproduce.class_radius",
+                      "harness.reproduce.smooth_encoder", "harness.reproduce.robust_dae")
+
+
+@dataclass
+class ReproContext:
+    size: str
+    out_dir: Path
+    seed: int = 0
+    device: str = "cpu"
+    data_root: Optional[str] = None
+
+    @property
+    def smoke(self) -> bool:
+        return self.size == "smoke"
+
+
+@dataclass
+class Finding:
+    claim: str  # the document's qualitative finding, e.g. "spectral radius falls as beta grows"
+    holds: Optional[bool]  # True / False; None when the run cannot decide (say why in evidence)
+    evidence: str  # the numbers behind the verdict
+
+
+@dataclass
+class ReproResult:
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # differences from the document's setup
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class Experiment:
+    name: str
+    title: str
+    source: str
+    fn: Callable[[ReproContext], ReproResult]
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def experiment(name: str, title: str, source: str):
+    """Decorator registering ``fn(ctx) -> ReproResult`` as experiment ``name``."""
+
+    def wrap(fn):
+        if name in EXPERIMENTS:
+            raise ValueError(f"experiment '{name}' registered twice")
+        EXPERIMENTS[name] = Experiment(name, title, source, fn)
+        return fn
+
+    return wrap
+
+
+def load_experiments() -> dict[str, Experiment]:
+    for mod in EXPERIMENT_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+    return EXPERIMENTS
+
+
+def run_experiment(name: str, size: str = "smoke", out_dir: str | Path = "docs/reproduction", seed: int = 0,
+                   device: str = "cpu", data_root: str | None = None) -> ReproResult:
+    """Run one experiment and write ``<out_dir>/<name>/results.json`` and ``results.md`` beside its figures."""
+    exps = load_experiments()
+    if name not in exps:
+        raise UnknownComponentError("experiment", name, exps)
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    ctx = ReproContext(size=size, out_dir=folder, seed=seed, device=device, data_root=data_root)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = exps[name].fn(ctx)
+    res.wall_seconds = time.perf_counter() - t0
+    res.cpu_seconds = time.process_time() - c0
+    write_result(exps[name], ctx, res)
+    return res
+
+
+def write_result(exp: Experiment, ctx: ReproContext, res: ReproResult) -> None:
+    from tabulate import tabulate
+
+    from harness.provenance import provenance
+
+    payload = {"experiment": exp.name, "title": exp.title, "source": exp.source, "size": ctx.size, "seed": ctx.seed,
+               "tables": res.tables, "figures": [os.path.relpath(f, ctx.out_dir) for f in res.figures],
+               "findings": [asdict(f) for f in res.findings], "notes": res.notes,
+               "cpu_seconds": res.cpu_seconds, "wall_seconds": res.wall_seconds,
+               "provenance": provenance(seed=ctx.seed, device=ctx.device)}
+    (ctx.out_dir / "results.json").write_text(json.dumps(payload, indent=1, default=float))
+    lines = [f"## {exp.title} ({exp.source}) — size `{ctx.size}`", ""]
+    for tname, rows in res.tables.items():
+        lines += [f"### {tname}", "", tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4g"), ""]
+    for f in res.figures:
+        lines.append(f"![{Path(f).stem}]({os.path.relpath(f, ctx.out_dir)})")
+    lines.append("")
+    for f in res.findings:
+        verdict = {True: "holds", False: "does not hold", None: "undecided"}[f.holds]
+        lines.append(f"- **{f.claim}**: {verdict} — {f.evidence}")
+    for n in res.notes:
+        lines.append(f"- note: {n}")
+    lines.append(f"\nCPU time {res.cpu_seconds:.0f} s, wall time {res.wall_seconds:.0f} s "
+                 f"({torch.get_num_threads()} torch threads).")
+    (ctx.out_dir / "results.md").write_text("\n".join(lines) + "\n")
