@@ -57,7 +57,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.report import markdown_table
+    from harness.report import markdown_table, summary_tables
     from harness.runconfig import load_run_config
     from harness.runner import Runner
 
@@ -72,7 +72,7 @@ def cmd_run(args) -> int:
         cfg.progress = False
     reg = _registry(args)
     summary = Runner(cfg, reg).run()
-    print(markdown_table(summary.rows))
+    print(summary_tables(summary.rows) if not args.full_table else markdown_table(summary.rows))
     print(f"\n{summary.computed} cells computed, {summary.reused} reused from {Path(cfg.output_dir) / 'results.sqlite'}, "
           f"{summary.failed} failed. Outputs: {', '.join(summary.outputs.values())}")
     return 1 if summary.failed and args.fail_on_error else 0
@@ -170,6 +170,7 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding dataset files (e.g. Fashion-MNIST IDX files)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any cell failed")
+    p.add_argument("--full-table", action="store_true", help="print every value (also in results.md), not the summary")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("train", help="train a model and save a safetensors checkpoint",

@@ -52,3 +52,36 @@ def write_outputs(rows: list[dict[str, Any]], out_dir: str | Path) -> dict[str, 
     js = out_dir / "results.json"
     js.write_text(json.dumps(rows, indent=1, default=str))
     return {"markdown": str(md), "csv": str(cs), "json": str(js)}
+
+
+def _short(name: str) -> str:
+    return name[:-5] if name.endswith("_mean") else name
+
+
+def summary_tables(rows: Iterable[dict[str, Any]]) -> str:
+    """Compact view for the terminal: one table of clean metrics per model, one of attack metrics per
+    (model, attack, budget); spreads (``*_std``) and failures are left to results.md."""
+    clean: dict[str, dict[str, Any]] = {}
+    attacked: dict[tuple, dict[str, Any]] = {}
+    failed = 0
+    for r in rows:
+        if r["status"] != "ok":
+            failed += 1
+            continue
+        vals = {f"{r['metric']}.{_short(k)}": v for k, v in (r.get("values") or {}).items() if not k.endswith("_std")}
+        if r.get("attack"):
+            attacked.setdefault((r["model"], r["attack"], r["budget"]), {}).update(vals)
+        else:
+            clean.setdefault(r["model"], {}).update(vals)
+    parts = []
+    if clean:
+        cols = sorted({c for v in clean.values() for c in v})
+        parts.append(tabulate([[m] + [v.get(c) for c in cols] for m, v in clean.items()],
+                              headers=["model"] + cols, tablefmt="github", floatfmt=".4g"))
+    if attacked:
+        cols = sorted({c for v in attacked.values() for c in v})
+        parts.append(tabulate([[m, a, b] + [v.get(c) for c in cols] for (m, a, b), v in attacked.items()],
+                              headers=["model", "attack", "budget"] + cols, tablefmt="github", floatfmt=".4g"))
+    if failed:
+        parts.append(f"{failed} failed cells: see results.md for their errors")
+    return "\n\n".join(parts)
