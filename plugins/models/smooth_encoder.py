@@ -22,6 +22,11 @@ Choices SPEC leaves open:
   divergence of 001 §3.1's selection problem; ``w2_gamma`` uses W_{2,gamma} with the model's gamma.
   It runs with the model in eval mode (``Attack.__call__``) from a random start drawn from the global
   RNG (seeded by the trainer); x' is a constant for the gradient step.
+- ``selection: random`` is the control of 001 §4 / App. C.1 Fig. 7(a): x' is a uniformly random
+  point of the selection ball (``harness.perturbation.random_start``, then made feasible for the
+  [0, 1] box) instead of the PGD-Wasserstein point. It is a property of the trained model, so it
+  lives in the model's config; 001 says "from the unit ball" without a norm, and the option uses the
+  same ball as the attack (``selection_eps``, ``selection_norm``).
 - ``likelihood: bernoulli`` replaces the Gaussian data-fidelity term by the Bernoulli one.
 - As written in 001, the SE-ELBO has no separate entropy of q(z|x): only W_{2,gamma}'s entropic
   coupling term acts on the variances, so trained posterior variances can become small.
@@ -37,12 +42,14 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from harness.perturbation import check_norm
+from harness.perturbation import check_norm, random_start
 from plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
 from plugins.common.gaussians import w2_gamma_diag
 from plugins.models.vae import VAE, VAEConfig, check_images, reconstruction_nll
 
 SELECTION_DISTANCES = ("w2", "w2_gamma")
+#: how x' is chosen: the PGD-Wasserstein attack (001 §3.1) or a uniform draw from the ball (001 Fig. 7a)
+SELECTIONS = ("pgd", "random")
 
 
 @dataclass
@@ -64,6 +71,8 @@ class SmoothEncoderConfig(VAEConfig):
     #: null = the attack's default 2.5 * eps / steps
     selection_step_size: Optional[float] = None
     selection_distance: str = "w2"
+    #: "pgd" (001 §3.1) or "random": uniform in the selection ball, the control of 001 App. C.1 Fig. 7(a)
+    selection: str = "pgd"
 
     def validate(self) -> None:
         super().validate()
@@ -79,6 +88,8 @@ class SmoothEncoderConfig(VAEConfig):
         if self.selection_distance not in SELECTION_DISTANCES:
             raise ValueError(f"selection_distance '{self.selection_distance}' unknown: "
                              f"use one of {', '.join(SELECTION_DISTANCES)}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection '{self.selection}' unknown: use one of {', '.join(SELECTIONS)}")
 
 
 def expected_log_std_normal(mean: Tensor, var: Tensor) -> Tensor:
@@ -102,9 +113,14 @@ class SmoothEncoder(VAE):
         return PGDWasserstein(self, cfg, generator=generator)
 
     def select(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """x' = x + argmax_{||d|| <= eps} W(q(z|x), q(z|x + d)) by PGD (001 §3.1); detached."""
+        """x' = x + argmax_{||d|| <= eps} W(q(z|x), q(z|x + d)) by PGD (001 §3.1); detached.
+
+        With ``selection: random``, x' is uniform in the ball around x instead (001 Fig. 7(a)).
+        """
         if self.config.selection_eps == 0:
             return x.detach()
+        if self.config.selection == "random":
+            return random_start(x.detach(), self.config.selection_eps, self.config.selection_norm, generator).detach()
         with torch.enable_grad():  # PGD needs input gradients even when the loss is evaluated under no_grad
             return self.selection_attack(generator)(x.detach()).x_adv.detach()
 
