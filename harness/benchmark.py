@@ -1,0 +1,188 @@
+"""Evaluate one model under a registered protocol and build its leaderboard entry (SPEC §4).
+
+The evaluation itself is the :class:`harness.runner.Runner` with ``protocol:`` set, so a
+leaderboard number is exactly what ``latentbench run`` computes for the same protocol. This module
+adds what an entry needs on top: training (or loading) the checkpoint and keeping a copy of it,
+the clean reconstruction MSE on the protocol's evaluation subset, and the entry's metadata
+(plugin distribution and version, checkpoint sha256 and origin, provenance, run time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from harness import __version__
+from harness.checkpoint import WEIGHTS_FILE, load_checkpoint, read_checkpoint_config, read_metadata, sha256_file
+from harness.errors import ConfigError, LatentBenchError
+from harness.provenance import provenance
+from harness.runconfig import ModelSpec, RunConfig
+from harness.runner import Runner
+from harness.training import TrainConfig
+
+#: bumped when the entry layout changes (leaderboard/schema.json documents it)
+ENTRY_SCHEMA_VERSION = 1
+
+
+@dataclass
+class BenchmarkRequest:
+    """What to evaluate: a model plugin to train (``model`` + ``config`` + ``train``) or a saved
+    ``checkpoint`` folder, under ``protocol``."""
+
+    protocol: str
+    model: Optional[str] = None
+    config: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: Optional[str] = None
+    name: Optional[str] = None
+    paper: Optional[str] = None
+    device: str = "cpu"
+    #: run folder (results store, cached training); default runs/benchmark/<protocol>/<name>
+    work_dir: Optional[str] = None
+    #: copy the evaluated checkpoint here (e.g. leaderboard/checkpoints/<protocol>/<name>)
+    save_checkpoint_to: Optional[str] = None
+    #: how to rebuild the checkpoint, stored in the entry (default: the command that made it)
+    regenerate: Optional[str] = None
+    progress: bool = False
+
+    def validate(self) -> None:
+        if bool(self.model) == bool(self.checkpoint):
+            raise ConfigError("benchmark", "give exactly one of --model (train a plugin) or --checkpoint DIR (a saved model)")
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.model:
+            return self.model
+        return Path(self.checkpoint).name
+
+
+def _plugin_info(registry, model_name: str) -> dict[str, Any]:
+    cls = registry.model(model_name)
+    provider = registry.provider[("model", model_name)]
+    info = next((i for i in registry.plugins if i.name == provider), None)
+    return {"plugin": model_name, "provider": provider,
+            "distribution": info.distribution if info else "?", "plugin_version": info.version if info else "?",
+            "source": getattr(cls, "source", "")}
+
+
+def clean_reconstruction(model, x: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
+    """Mean squared error between images and the decoded encoder mean, per pixel, averaged over
+    images (the clean reconstruction quality of the model on the evaluation subset)."""
+    per_image = []
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size]
+            rec = model.decode(model.encode(xb).mean)
+            per_image.append((rec - xb).reshape(xb.shape[0], -1).double().pow(2).mean(dim=1).cpu())
+    v = torch.cat(per_image)
+    return {"mse": float(v.mean()), "mse_std": float(v.std(unbiased=False)), "n_images": int(v.numel())}
+
+
+def _result_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        cell = (r.get("config") or {}).get("cell", {})
+        info = ((r.get("result") or {}).get("info") or {})
+        rec = {"metric": r["metric"], "attack": r.get("attack"), "budget": r.get("budget"),
+               "values": {k: float(v) for k, v in sorted(r["values"].items())},
+               "metric_config": cell.get("metric_config", {}), "attack_config": cell.get("attack_config")}
+        # the result's own configuration (e.g. the MS-SSIM window or the FID feature extractor)
+        res_cfg = (r.get("result") or {}).get("config") or {}
+        if res_cfg:
+            rec["result_config"] = res_cfg
+        if info.get("feature_extractor"):
+            rec["feature_extractor"] = info["feature_extractor"]
+        out.append(rec)
+    return sorted(out, key=lambda d: (d["metric"], d["attack"] or "", d["budget"] if d["budget"] is not None else -1))
+
+
+def regenerate_command(req: BenchmarkRequest) -> str:
+    parts = ["latentbench", "benchmark", "--protocol", req.protocol]
+    if req.model:
+        parts += ["--model", req.model]
+        for k, v in sorted(req.config.items()):
+            if k != "input_shape":
+                parts += ["--set", f"{k}={_yaml_scalar(v)}"]
+        parts += ["--train-epochs", str(req.train.epochs), "--batch-size", str(req.train.batch_size)]
+    else:
+        parts += ["--checkpoint", req.checkpoint]
+    if req.name:
+        parts += ["--name", req.name]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _yaml_scalar(v: Any) -> str:
+    import json
+
+    return json.dumps(v).replace(" ", "")
+
+
+def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None = None) -> dict[str, Any]:
+    """Train or load the model, run the protocol through the Runner and return the entry dict."""
+    from harness.plugins import get_registry
+
+    req.validate()
+    registry = registry or get_registry()
+    proto = registry.protocol(req.protocol, path="--protocol")
+    label = req.label
+    work = Path(req.work_dir or Path("runs") / "benchmark" / proto.name / label)
+    spec = (ModelSpec(name=label, plugin=req.model, config=dict(req.config),
+                      train=dataclasses.replace(req.train, progress=req.progress))
+            if req.model else ModelSpec(name=label, checkpoint=str(req.checkpoint)))
+    cfg = RunConfig(name=f"benchmark-{label}", protocol=proto.name, device=req.device, output_dir=str(work),
+                    models=[spec], progress=req.progress)
+    start = time.perf_counter()
+    runner = Runner(cfg, registry)
+    summary = runner.run()
+    seconds = time.perf_counter() - start
+    failed = [r for r in summary.rows if r["status"] != "ok"]
+    if failed:
+        lines = "\n".join(f"  {r['metric']} x {r.get('attack')}@{r.get('budget')}: {(r['error'] or '').splitlines()[0]}"
+                          for r in failed)
+        raise LatentBenchError(f"{len(failed)} cell(s) of protocol {proto.name} failed for '{label}'; no entry written:\n"
+                               f"{lines}\nFix the model or checkpoint and re-run (finished cells are reused from {work}).")
+    ckpt_dir = Path(summary.rows[0]["config"]["model_checkpoint"])
+    if req.save_checkpoint_to and Path(req.save_checkpoint_to).resolve() != ckpt_dir.resolve():
+        dest = Path(req.save_checkpoint_to)
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(ckpt_dir, dest)
+        ckpt_dir = dest
+    model_name = read_checkpoint_config(ckpt_dir)["model"]
+    model = load_checkpoint(ckpt_dir, registry, req.device)
+    ev = runner.split(runner.cfg.dataset.eval_split).to(torch.device(req.device))
+    clean = clean_reconstruction(model, ev.x)
+    sha = sha256_file(ckpt_dir / WEIGHTS_FILE)
+    meta = read_metadata(ckpt_dir)
+    root = Path(repo_root or Path.cwd()).resolve()
+    try:
+        rel = str(ckpt_dir.resolve().relative_to(root))
+    except ValueError:
+        rel = str(ckpt_dir.resolve())
+    results = _result_records(summary.rows)
+    prov = provenance(seed=runner.cfg.seed, device=req.device)
+    prov.update(run_seconds=round(seconds, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                cells=len(summary.rows))
+    return {
+        "schema_version": ENTRY_SCHEMA_VERSION,
+        "name": label,
+        "model": {**_plugin_info(registry, model_name),
+                  "config": read_checkpoint_config(ckpt_dir)["config"]},
+        "paper": req.paper,
+        "protocol": {"name": proto.name, "version": proto.version},
+        "checkpoint": {"sha256": sha, "path": rel, "regenerate": req.regenerate or regenerate_command(req),
+                       "training": {k: meta[k] for k in sorted(meta) if k not in ("weights_sha256",)}},
+        "reported": {"clean": clean, "results": results},
+        "reproduced": None,
+        "unreliable": False,
+        "provenance": prov,
+    }
