@@ -66,13 +66,17 @@ class GridSize:
     train_size: int
     coverage_samples: int
     radius_samples: int
+    #: class-radius estimator effort (random rays, DeepFool steps); the metric's defaults are 16 and 50
+    radius_directions: int = 16
+    radius_attack_steps: int = 50
 
 
 GRID_SIZES = {
     "smoke": GridSize(n=1, modes=[1, 3, 9], plain_seeds=[0], hidden=[32, 32], steps=60, batch_size=128,
-                      train_size=1024, coverage_samples=500, radius_samples=16),
-    "full": GridSize(n=2, modes=[1, 2, 4, 7, 10, 14, 19, 25], plain_seeds=[0, 1], hidden=[128, 128, 128],
-                     steps=4000, batch_size=256, train_size=25000, coverage_samples=2500, radius_samples=500),
+                      train_size=1024, coverage_samples=500, radius_samples=16,
+                      radius_directions=4, radius_attack_steps=5),
+    "full": GridSize(n=2, modes=[1, 2, 4, 7, 10, 14, 19, 25], plain_seeds=[0, 1], hidden=[128, 128],
+                     steps=3000, batch_size=256, train_size=25000, coverage_samples=2500, radius_samples=500),
 }
 
 
@@ -87,12 +91,15 @@ class LCSize:
     test_n: int
     radius_samples: int
     classifier: DomainModelConfig
+    radius_directions: int = 16
+    radius_attack_steps: int = 50
 
 
 LC_SIZES = {
     "smoke": LCSize(dataset="digits", image_size=None, train_n=400, epochs=1, batch_size=100, conv_channels=[8, 16],
                     test_n=200, radius_samples=16,
-                    classifier=DomainModelConfig(epochs=1, max_train=400, width=8, feature_dim=16)),
+                    classifier=DomainModelConfig(epochs=1, max_train=400, width=8, feature_dim=16),
+                    radius_directions=4, radius_attack_steps=5),
     "full": LCSize(dataset="fashion-mnist", image_size=32, train_n=10000, epochs=6, batch_size=300,
                    conv_channels=[32, 64, 128], test_n=2000, radius_samples=500, classifier=DomainModelConfig()),
 }
@@ -130,16 +137,24 @@ def _grid_gan(size: GridSize, ctx: ReproContext, modes: int | None, pack: int, s
     torch.manual_seed(seed)
     model = cls(cls.config_class(hidden=list(size.hidden), disc_hidden=list(size.hidden), lr=1e-3, pack=pack))
     epochs = math.ceil(size.steps * size.batch_size / len(data))
-    train(model, data, TrainConfig(epochs=epochs, batch_size=size.batch_size, max_steps=size.steps, seed=seed,
-                                   device=ctx.device, progress=False), desc=f"gan k={modes} pack={pack}")
+    threads = torch.get_num_threads()
+    # these MLPs are so small that intra-op threads cost more in synchronisation than they save
+    torch.set_num_threads(1)
+    try:
+        train(model, data, TrainConfig(epochs=epochs, batch_size=size.batch_size, max_steps=size.steps, seed=seed,
+                                       device=ctx.device, progress=False), desc=f"gan k={modes} pack={pack}")
+    finally:
+        torch.set_num_threads(threads)
     model.eval()
     return model
 
 
-def _class_radius(model, ctx: ReproContext, n_samples: int, name: str, dataset: str, num_classes: int,
+def _class_radius(model, ctx: ReproContext, size, name: str, dataset: str, num_classes: int,
                   classifier=None, search_radius: float = 5.0) -> dict[str, Any]:
     cls = get_registry().metric("class_radius")
-    metric = cls(cls.config_class(n_samples=n_samples, search_radius=search_radius), classifier=classifier)
+    cfg = cls.config_class(n_samples=size.radius_samples, search_radius=search_radius,
+                           directions=size.radius_directions, attack_steps=size.radius_attack_steps)
+    metric = cls(cfg, classifier=classifier)
     mctx = MetricContext(model=model, x=torch.empty(0), y=None, dataset=dataset, device=torch.device(ctx.device),
                          generator=component_generator(ctx.seed, "repro", "class_radius", name), seed=ctx.seed,
                          num_classes=num_classes)
@@ -180,7 +195,7 @@ def grid_gans(ctx: ReproContext) -> ReproResult:
         with torch.no_grad():
             pts = model.sample(size.coverage_samples, component_generator(ctx.seed, "repro", "grid", label)).cpu()
         cov = mode_coverage(pts, size.n)
-        cr = _class_radius(model, ctx, size.radius_samples, label, "grid2d", K)
+        cr = _class_radius(model, ctx, size, label, "grid2d", K)
         bound, premise = theorem31_bound(cov["p"])
         samples[label] = pts
         rows.append({"generator": label, "train_modes": modes or K, "pack": pack, "covered_modes": cov["covered"],
@@ -281,7 +296,7 @@ def lc_vae(ctx: ReproContext) -> ReproResult:
             hole = torch.cdist(z_prior, mu).min(1).values
             probs = torch.softmax(clf(model.decode(z_prior)), 1).max(1).values
         codes[label] = mu.cpu()
-        cr = _class_radius(model, ctx, size.radius_samples, label, size.dataset, ds.num_classes, classifier=clf)
+        cr = _class_radius(model, ctx, size, label, size.dataset, ds.num_classes, classifier=clf)
         rows.append({"model": label, "test_recon_mse": rec_mse, "final_nll": float(tr.final.get("nll", math.nan)),
                      "final_kl": float(tr.final.get("kl", math.nan)), "code_norm_mean": float(mu.norm(dim=1).mean()),
                      "hole_dist_mean": float(hole.mean()), "hole_dist_p90": float(hole.quantile(0.9)),
