@@ -100,8 +100,8 @@ LC_SIZES = {
                     test_n=200, radius_samples=16,
                     classifier=DomainModelConfig(epochs=1, max_train=400, width=8, feature_dim=16),
                     radius_directions=4, radius_attack_steps=5),
-    "full": LCSize(dataset="fashion-mnist", image_size=32, train_n=10000, epochs=6, batch_size=300,
-                   conv_channels=[32, 64, 128], test_n=2000, radius_samples=500, classifier=DomainModelConfig()),
+    "full": LCSize(dataset="fashion-mnist", image_size=32, train_n=8000, epochs=4, batch_size=300,
+                   conv_channels=[32, 64, 128], test_n=2000, radius_samples=300, classifier=DomainModelConfig()),
 }
 
 
