@@ -117,12 +117,19 @@ def regenerate_command(req: BenchmarkRequest) -> str:
         parts += ["--checkpoint", req.checkpoint]
     if req.name:
         parts += ["--name", req.name]
+    if req.save_checkpoint_to:
+        parts += ["--save-checkpoint", str(req.save_checkpoint_to)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def _yaml_scalar(v: Any) -> str:
     import json
 
+    import yaml
+
+    # plain words stay plain (backbone=mlp); everything else in flow JSON, which YAML reads back
+    if isinstance(v, str) and yaml.safe_load(v) == v and " " not in v:
+        return v
     return json.dumps(v).replace(" ", "")
 
 
@@ -170,8 +177,10 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
         rel = str(ckpt_dir.resolve())
     results = _result_records(summary.rows)
     prov = provenance(seed=runner.cfg.seed, device=req.device)
+    # run_seconds covers only the cells computed now: cells_reused > 0 means an earlier run in the
+    # same work_dir computed the rest (training time is in checkpoint.training.train_seconds)
     prov.update(run_seconds=round(seconds, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                cells=len(summary.rows))
+                cells_computed=summary.computed, cells_reused=summary.reused)
     return {
         "schema_version": ENTRY_SCHEMA_VERSION,
         "name": label,
@@ -180,7 +189,8 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
         "paper": req.paper,
         "protocol": {"name": proto.name, "version": proto.version},
         "checkpoint": {"sha256": sha, "path": rel, "regenerate": req.regenerate or regenerate_command(req),
-                       "training": {k: meta[k] for k in sorted(meta) if k not in ("weights_sha256",)}},
+                       # the per-epoch history stays in the checkpoint's metadata.json
+                       "training": {k: meta[k] for k in sorted(meta) if k not in ("weights_sha256", "history")}},
         "reported": {"clean": clean, "results": results},
         "reproduced": None,
         "unreliable": False,

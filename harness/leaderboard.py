@@ -437,7 +437,7 @@ def render_markdown(tables: list[Table]) -> str:
     for t in tables:
         out += [f"## {t.protocol.name} (version {t.protocol.version})", "", t.protocol.description, "",
                 f"Sorted by {t.sort_column.header}{_arrow(t.sort_column)}. Tolerances for verify: "
-                f"rel {t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}.", ""]
+                f"rel {t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}. {CAVEAT}", ""]
         headers = ["#", "entry", "model", "status"] + [c.header + _arrow(c) for c in t.columns]
         rows = []
         for i, e in enumerate(t.rows, 1):
@@ -446,6 +446,9 @@ def render_markdown(tables: list[Table]) -> str:
         out += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
     return "\n".join(out)
 
+
+#: shown under every table: the headline ranking alone rewards a collapsed encoder
+CAVEAT = ("Read robustness together with clean MSE: an encoder whose reconstructions ignore the input (posterior collapse) is trivially robust to max-damage attacks.")
 
 _SORT_JS = """
 function lbSort(table, col, dir) {
@@ -518,7 +521,7 @@ def render_html(tables: list[Table]) -> str:
         parts += [f"<h2>{e(t.protocol.name)} (version {e(t.protocol.version)})</h2>",
                   f"<p class='desc'>{e(t.protocol.description)}</p>",
                   f"<p>Default order: {e(t.sort_column.header)}{_arrow(t.sort_column)}. Tolerances for verify: rel "
-                  f"{t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}.</p>",
+                  f"{t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}. {e(CAVEAT)}</p>",
                   f"<table class='lb' id='{tid}' data-protocol='{e(t.protocol.name)}'><thead><tr>"]
         heads = [("#", "", "num"), ("entry", "", "text"), ("model", "", "text"), ("status", "", "text")]
         heads += [(c.header + _arrow(c), c.better, "num") for c in t.columns]

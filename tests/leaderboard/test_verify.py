@@ -42,7 +42,19 @@ def test_compare_numbers_reports_each_difference():
     assert [d.field for d in compare_numbers(_numbers(), other, TOL) if not d.ok] == ["clean.n_images"]
 
 
-def test_verify_reproduces_shipped_entry_and_flags_a_changed_number(tmp_path, capsys, registry):
+@pytest.fixture
+def one_thread():
+    """The shipped entries were computed with one torch thread; re-run the same way. (On a loaded
+    2-core machine two OpenMP threads per process spin-wait and run ~10x slower.)"""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_verify_reproduces_shipped_entry_and_flags_a_changed_number(tmp_path, capsys, registry, one_thread):
     work = tmp_path / "work"
     report = verify_entry(CHEAP_ENTRY, work_dir=str(work), registry=registry)
     assert report.ok, report.text()
