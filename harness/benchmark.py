@@ -19,7 +19,6 @@ from typing import Any, Optional
 
 import torch
 
-from harness import __version__
 from harness.checkpoint import WEIGHTS_FILE, load_checkpoint, read_checkpoint_config, read_metadata, sha256_file
 from harness.errors import ConfigError, LatentBenchError
 from harness.provenance import provenance

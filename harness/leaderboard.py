@@ -345,7 +345,7 @@ def columns_for(protocol, entries: list[dict]) -> list[Column]:
             for metric in ("ms_ssim", "l2_distance"):
                 if metric not in metric_plugins:
                     continue
-                for pair, (ms_better) in (("target_vs_adv_recon", "lower"), ("recon_vs_adv_recon", "higher")):
+                for pair, ms_better in (("target_vs_adv_recon", "lower"), ("recon_vs_adv_recon", "higher")):
                     key = f"{pair}_mean"
                     if not any((_find(e, metric, a["name"], float(b)) or {}).get("values", {}).get(key) is not None
                                for e in entries):
@@ -619,7 +619,8 @@ def compare_numbers(reported: dict, reproduced: dict, tol: dict[str, float]) -> 
         elif a is None or b is None:
             out.append(Difference(f"clean.{k}", a, b, math.inf, False))
         else:
-            out.append(Difference(f"clean.{k}", a, b, *reversed(within(a, b, tol))))
+            ok, allowed = within(a, b, tol)
+            out.append(Difference(f"clean.{k}", a, b, allowed, ok))
     rep = {_cell(r): r for r in reported["results"]}
     new = {_cell(r): r for r in reproduced["results"]}
     for cell in sorted(set(rep) | set(new), key=str):

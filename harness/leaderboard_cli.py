@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.errors import ConfigError, LatentBenchError
+from harness.errors import ConfigError
 
 DEFAULT_DIR = "leaderboard"
 

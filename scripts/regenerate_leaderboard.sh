@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LB=${LATENTBENCH:-latentbench}
+# One torch/OpenMP thread per process: the shipped entries were computed this way (recorded in
+# provenance.hardware.torch_threads), and on a shared 2-core machine more threads spin-wait.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 DEVICE=${LATENTBENCH_DEVICE:-cpu}
 MODELS="vae beta_vae mixup_vae smooth_encoder lc_vae gmm_dae robust_gmm_dae robust_dae beta_tcvae"
 

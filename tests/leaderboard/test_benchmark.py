@@ -2,7 +2,6 @@
 
 import shlex
 
-import numpy as np
 import pytest
 import torch
 from conftest import CHEAP_ENTRY, ROOT, read

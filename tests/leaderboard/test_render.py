@@ -5,10 +5,9 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-from conftest import LEADERBOARD, ROOT
+from conftest import LEADERBOARD
 
 from harness.leaderboard import build_tables, fmt, render_html, render_markdown, table_id, validate_tree
 

@@ -1,6 +1,5 @@
 """`leaderboard validate`: the shipped tree passes; each kind of broken entry fails naming file and field."""
 
-import json
 
 import pytest
 from conftest import CHEAP_ENTRY, LEADERBOARD, read, write
