@@ -49,6 +49,8 @@ NEAR_ZERO = 0.1
 SAME_NOMINAL = 0.02
 #: nominal accuracy at least this counts as "close to perfect"
 NEAR_PERFECT = 0.95
+#: a latent unit is active when its posterior mean varies across inputs by more than this (Burda et al.'s 0.01)
+ACTIVE_UNIT_VAR = 0.01
 
 
 @dataclass
@@ -165,12 +167,16 @@ def findings(rows: list[dict[str, Any]], size: SESize) -> list[Finding]:
         + f" (nominal {vae_c['nominal']:.3f}); 'towards zero' read as < {NEAR_ZERO} at the largest radius"))
     for task in ("class", "colour"):
         v = by[("VAE", task)]
-        wins = [(m, b) for m in se for b in b_all[1:] if by[(m, task)][f"adv@{b:g}"] > v[f"adv@{b:g}"]]
-        n = len(se) * len(b_all[1:])
+        # ties (typically both at 0 accuracy at the largest radii) are not evidence against the claim:
+        # SE must be at least as accurate at every radius and more accurate on average over the radii
+        cells = [(m, b) for m in se for b in b_all[1:]]
+        above = [c for c in cells if by[(c[0], task)][f"adv@{c[1]:g}"] > v[f"adv@{c[1]:g}"]]
+        below = [c for c in cells if by[(c[0], task)][f"adv@{c[1]:g}"] < v[f"adv@{c[1]:g}"]]
         out.append(Finding(
             f"SE keeps a higher adversarial accuracy than the VAE ({task} task), degrading more gracefully",
-            len(wins) == n,
-            f"SE above VAE at {len(wins)}/{n} (model, radius > {b_all[0]:g}) cells; mean adversarial accuracy over "
+            not below and all(_mean_adv(by[(m, task)], b_all) > _mean_adv(v, b_all) for m in se),
+            f"SE above VAE at {len(above)}, below at {len(below)}, tied at {len(cells) - len(above) - len(below)} of "
+            f"{len(cells)} (model, radius > {b_all[0]:g}) cells; mean adversarial accuracy over "
             f"radii: VAE {_mean_adv(v, b_all):.3f}, "
             + ", ".join(f"{m} {_mean_adv(by[(m, task)], b_all):.3f}" for m in se)))
     noms = {m: by[(m, "colour")]["nominal"] for m in ["VAE"] + se}
@@ -216,8 +222,12 @@ def se_downstream(ctx: ReproContext) -> ReproResult:
                            progress=False)
         # the trainer only needs x; the labels it would pass are unused by these models
         tres = train(model, Split(train_set.x, train_set.y["class"]), tcfg, desc=label)
+        with torch.no_grad():
+            mu = model.encode(eval_set.x.to(device)).mean
         train_rows.append({"model": label, "steps": tres.steps, "train_seconds": tres.seconds,
-                           **{f"final_{k}": v for k, v in tres.final.items() if k in ("loss", "w2_gamma")}})
+                           **{f"final_{k}": v for k, v in tres.final.items() if k in ("loss", "kl", "w2_gamma")},
+                           # posterior collapse diagnostic: units whose mean code carries information about x
+                           "active_units": int((mu.var(0) > ACTIVE_UNIT_VAR).sum())})
         for task in ("colour", "class"):
             mctx = MetricContext(model=model, x=eval_set.x.to(device), y=eval_set.y[task].to(device),
                                  dataset=f"colour-{size.dataset}", device=device,
