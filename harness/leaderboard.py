@@ -426,7 +426,7 @@ def _arrow(c: Column) -> str:
     return {"higher": " ↑", "lower": " ↓"}.get(c.better, "")
 
 
-def render_markdown(tables: list[Table]) -> str:
+def render_markdown(tables: list[Table], empty: tuple = ()) -> str:
     from tabulate import tabulate
 
     out = ["# LatentBench leaderboard", "",
@@ -444,6 +444,8 @@ def render_markdown(tables: list[Table]) -> str:
             name = f"[{e['name']}]({e['paper']})" if e.get("paper") else e["name"]
             rows.append([i, name, e["model"]["plugin"], status_of(e)] + [fmt(c.get(e)) for c in t.columns])
         out += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    for p in empty:
+        out += [f"## {p.name} (version {p.version})", "", p.description, "", "No entries yet.", ""]
     return "\n".join(out)
 
 
@@ -507,7 +509,7 @@ def table_id(protocol_name: str) -> str:
     return "t-" + re.sub(r"[^A-Za-z0-9_-]", "-", protocol_name)
 
 
-def render_html(tables: list[Table]) -> str:
+def render_html(tables: list[Table], empty: tuple = ()) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
              "<title>LatentBench leaderboard</title>", f"<style>{_CSS}</style>", f"<script>{_SORT_JS}</script>",
@@ -541,6 +543,9 @@ def render_html(tables: list[Table]) -> str:
                 cells.append(f"<td data-value='{'' if v is None else repr(float(v))}'>{fmt(v)}</td>")
             parts.append(f"<tr class='{st}' data-entry='{e(ent['name'])}'>" + "".join(cells) + "</tr>")
         parts.append("</tbody></table>")
+    for p in empty:
+        parts += [f"<h2>{e(p.name)} (version {e(p.version)})</h2>", f"<p class='desc'>{e(p.description)}</p>",
+                  "<p>No entries yet.</p>"]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -555,8 +560,13 @@ def render_tree(directory: str | Path = "leaderboard", markdown: str | None = No
     tables = build_tables([le.data for le in loaded], registry)
     d = Path(directory)
     md_path, html_path = Path(markdown or d / "LEADERBOARD.md"), Path(html_out or d / "index.html")
-    md_path.write_text(render_markdown(tables))
-    html_path.write_text(render_html(tables))
+    from harness.plugins import get_registry
+
+    reg = registry or get_registry()
+    shown = {t.protocol.name for t in tables}
+    empty = tuple(reg.protocol(n) for n in reg.names("protocol") if n not in shown)
+    md_path.write_text(render_markdown(tables, empty))
+    html_path.write_text(render_html(tables, empty))
     return [md_path, html_path]
 
 

@@ -73,8 +73,11 @@ def tables(registry):
 
 
 def test_markdown_and_html_agree(tables):
+    page = render_html(tables)
+    # self-contained: no external scripts, stylesheets or images
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)
     md = markdown_tables(render_markdown(tables))
-    ht = html_tables(render_html(tables))
+    ht = html_tables(page)
     assert set(md) == set(ht) == {table_id(t.protocol.name) for t in tables}
     for t in tables:
         k = table_id(t.protocol.name)
