@@ -42,7 +42,7 @@ from harness.data import DatasetConfig, Split
 from harness.metric import MetricContext
 from harness.plugins import get_registry
 from harness.reproduce import Finding, ReproContext, ReproResult, experiment
-from harness.seeding import component_generator
+from harness.seeding import component_generator, derive_seed
 from harness.training import TrainConfig, train
 from plugins.metrics.downstream import DownstreamAdvAccuracy, DownstreamConfig, encode_means, train_probe
 from plugins.metrics.fid import FID, FIDConfig
@@ -341,6 +341,9 @@ def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     extractor, setup = "", None
     for label, name, over in model_specs(size):
         cls = reg.model(name)
+        # initial weights come from the global RNG: seed it per model, so they depend neither on what
+        # imports drew before nor on the models built earlier in the loop
+        torch.manual_seed(derive_seed(ctx.seed, "robust_dae_tables", label, "init"))
         model = cls(cls.config_class(input_shape=in_shape, **over))
         tres = train(model, train_set, TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=ctx.seed,
                                                    device=ctx.device, progress=False), desc=label)

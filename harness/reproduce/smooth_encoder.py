@@ -36,7 +36,7 @@ from harness.data import DatasetConfig, Split
 from harness.metric import MetricContext
 from harness.plugins import get_registry
 from harness.reproduce import Finding, ReproContext, ReproResult, experiment
-from harness.seeding import component_generator
+from harness.seeding import component_generator, derive_seed
 from harness.training import TrainConfig, train
 from plugins.metrics.downstream import DownstreamAdvAccuracy, DownstreamConfig
 
@@ -217,6 +217,9 @@ def se_downstream(ctx: ReproContext) -> ReproResult:
                             restarts=size.attack_restarts, probe_epochs=size.probe_epochs)
     for label, name, over in model_specs(size):
         cls = reg.model(name)
+        # initial weights come from the global RNG: seed it per model, so they depend neither on what
+        # imports drew before nor on the models built earlier in the loop
+        torch.manual_seed(derive_seed(ctx.seed, "se_downstream", label, "init"))
         model = cls(cls.config_class(input_shape=in_shape, **over))
         tcfg = TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=ctx.seed, device=ctx.device,
                            progress=False)
