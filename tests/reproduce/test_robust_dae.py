@@ -124,3 +124,18 @@ def test_findings_fail_when_the_order_is_reversed():
     assert len(failing) == len(verdicts) - 1
     assert verdicts["003 Table 5.1: both attacks succeed more as lambda grows (LS MS-SSIM rises, MD MS-SSIM falls) "
                     "for every model"]
+
+
+def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, tmp_path):
+    """SPEC §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
+    _, first = smoke_run
+    torch.rand(1000)  # what an import or an earlier experiment might do
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        again = run_experiment("robust_dae_tables", "smoke", tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("MS-SSIM and FID (003 Table 5.1 / 5.4, 004 Table 1)", "downstream MLP probe (003 Table 5.7, %)"):
+        strip = [{k: v for k, v in r.items() if k != "train_s"} for r in first.tables[key]]
+        assert [{k: v for k, v in r.items() if k != "train_s"} for r in again.tables[key]] == strip

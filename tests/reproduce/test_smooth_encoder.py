@@ -137,3 +137,18 @@ def test_findings_follow_the_table():
     f3 = {f.claim: f.holds for f in findings(_rows(adv3, nominal), size)}
     assert not f3["SE keeps a higher adversarial accuracy than the VAE (colour task), degrading more gracefully"]
     assert f2["colour task: VAE and SE reach close to perfect nominal accuracy"]
+
+
+def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, tmp_path):
+    """SPEC §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
+    _, first = smoke_run
+    torch.rand(1000)  # what an import or an earlier experiment might do
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        again = run_experiment("se_downstream", "smoke", tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    key = "downstream accuracy (001 Fig. 4 / 7a)"
+    assert again.tables[key] == first.tables[key]
+    assert [t["final_loss"] for t in again.tables["training"]] == [t["final_loss"] for t in first.tables["training"]]
