@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Rebuild the shipped leaderboard entries by running `latentbench benchmark` for every built-in
 # model, then validate and render. Run from the repository root:
-#   scripts/regenerate_leaderboard.sh            # digits-v1 only (about 5 minutes on 2 CPU cores)
-#   scripts/regenerate_leaderboard.sh --fashion  # also fashion-mnist-32-v1 (hours per model on CPU;
-#                                                # use a GPU: LATENTBENCH_DEVICE=cuda)
+#   scripts/regenerate_leaderboard.sh            # digits-v1 only (measured 17-47 s per model, about 4 minutes in all, on 2 CPU cores)
+#   scripts/regenerate_leaderboard.sh --fashion  # also fashion-mnist-32-v1: measured ~75 min per model
+#                                                # on a loaded 2-core CPU (12 attack cells of 3-5 min,
+#                                                # downstream ~20 min); use LATENTBENCH_DEVICE=cuda
 # `gan` is excluded: it has no encoder, so latent-space/max-damage attacks, the encoder geometry
 # scores and the downstream probe are undefined for it (it is evaluated with class_radius instead).
 set -euo pipefail
