@@ -48,7 +48,7 @@ def test_grid_gans_rows_cover_each_generator(smoke_runs):
     assert len(rows) == len(size.modes) + len(size.plain_seeds)
     K = (2 * size.n + 1) ** 2
     for r in rows:
-        assert 0 <= r["covered_modes"] <= K
+        assert 0 <= r["covered_modes"] <= r["classes_hit"] <= K
         assert r["class_radius"] <= 5.0 + 1e-9  # clipped at the search radius
 
 
@@ -76,5 +76,7 @@ def test_mode_coverage_counts_only_high_quality_points():
                      torch.tensor([[-2.0 + off, 0.0]]).repeat(COVER_MIN, 1)])
     cov = mode_coverage(pts, 1)
     assert cov["covered"] == 1
+    # without the quality threshold (0, 0) and the mode nearest (-2 + off, 0) have COVER_MIN points each
+    assert cov["classes_hit"] == 2
     assert cov["hq_share"] == pytest.approx((2 * COVER_MIN - 1) / len(pts))
     assert cov["p"].sum() == pytest.approx(1.0) and cov["p"].max() == pytest.approx(COVER_MIN / len(pts))
