@@ -15,9 +15,14 @@ fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" -c "import harness, torch, torchvision, cleanfid, pytorch_msssim" \
   || { echo "setup: installation failed" >&2; exit 1; }
-# Fashion-MNIST from Debian's package (used by the Fashion-MNIST protocol and some tests)
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null) \
-    || echo "setup: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped" >&2
+# Debian packages: Fashion-MNIST (the Fashion-MNIST protocol and some tests) and headless Chromium
+# (the leaderboard page test). Without root or apt they are skipped and so are the tests that need them.
+missing=()
+[ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing ${missing[*]} (Debian)"
+  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null) \
+    || echo "setup: could not install ${missing[*]}; the tests that need them will be skipped" >&2
 fi
 echo "setup: ready ($VENV)"
