@@ -80,6 +80,8 @@ class Runner:
         self.store_path = self.out / "results.sqlite"
         self._data: dict[str, Split] = {}
         self._classifier = None
+        #: per (model, attack, budget): shared between that triple's cells (e.g. cached attack pairs)
+        self._shared: dict[tuple, dict[str, Any]] = {}
         self.dataset_plugin = self.registry.dataset(self.cfg.dataset.name)(
             DatasetConfig(image_size=self.cfg.dataset.image_size, data_root=self.cfg.dataset.data_root,
                           options=dict(self.cfg.dataset.options)))
@@ -178,8 +180,11 @@ class Runner:
         if cell.attack_plugin:
             acls = self.registry.attack(cell.attack_plugin)
             aconf = build_dataclass(acls.config_class, cell.spec["attack_config"], f"attack {cell.attack}")
+            # the attack's randomness depends on (model, attack, budget) only, so that every metric of
+            # that triple sees the same attack run and may share it through ctx.extra
             ctx.attack = acls(pm.model, aconf, generator=component_generator(
-                self.cfg.seed, "attack", cell.model, cell.attack, cell.budget, cell.metric))
+                self.cfg.seed, "attack", cell.model, cell.attack, cell.budget))
+            ctx.extra = self._shared.setdefault((pm.weights_hash, cell.attack, cell.budget), {})
         return ctx
 
     def _evaluate(self, pm: PreparedModel, cell: Cell) -> dict[str, Any]:

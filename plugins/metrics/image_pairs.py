@@ -12,7 +12,8 @@ the encoder mean, the pairs are
 
 Draws use generators derived from (ctx.seed, "image_pairs", attack name, trial) rather than
 ctx.generator, so ``ms_ssim`` and ``l2_distance`` see the same images whichever runs first; the
-pairs are also cached in ctx.extra so the attack runs once per context.
+pairs are also cached in ctx.extra, which the runner shares between the cells of one (model, attack,
+budget), so the attack runs once for both metrics.
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ def attack_pairs(ctx: MetricContext, cfg: PairsConfig) -> tuple[list[TrialPairs]
     name = ctx.attack_name or getattr(attack, "name", "attack")
     targeted = bool(getattr(attack, "targeted", False))
     n_used = min(cfg.images_per_trial, ctx.x.shape[0])
-    key = ("image_pairs", id(attack), name, n_used, cfg.trials, ctx.seed)
+    # keyed by the attack's configuration (not the object): the runner shares ctx.extra between the
+    # cells of one (model, attack, budget), so ms_ssim and l2_distance run the attack once
+    acfg = getattr(attack, "config", None)
+    acfg_key = repr(sorted(acfg.to_dict().items())) if hasattr(acfg, "to_dict") else repr(acfg)
+    key = ("image_pairs", name, acfg_key, n_used, cfg.trials, ctx.seed)
     info = {"attack": name, "targeted": targeted, "images_per_trial_used": n_used, "trials": cfg.trials,
             "pairs": list(TARGETED_PAIRS if targeted else UNTARGETED_PAIRS)}
     if key in ctx.extra:
