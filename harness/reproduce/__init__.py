@@ -80,6 +80,30 @@ def experiment(name: str, title: str, source: str):
     return wrap
 
 
+def save_figure(fig, ctx: ReproContext, name: str, dpi: int = 80, tight: bool = True) -> str:
+    """Save a matplotlib figure as ``ctx.out_dir / name``, close it, return the path."""
+    import matplotlib.pyplot as plt
+
+    path = ctx.out_dir / name
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return str(path)
+
+
+def spearman(a, b) -> float:
+    """Rank correlation; nan when either input is constant (e.g. every value inf: never reached)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(np.unique(a)) < 2 or len(np.unique(b)) < 2:
+        return float("nan")
+    r = spearmanr(a, b).statistic
+    return float(r) if np.isfinite(r) else float("nan")
+
+
 def load_experiments() -> dict[str, Experiment]:
     for mod in EXPERIMENT_MODULES:
         try:

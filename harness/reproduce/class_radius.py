@@ -43,7 +43,7 @@ from harness.data import DatasetConfig, Split
 from harness.domain_models import CONFIG_FILE, DomainModelConfig, domain_classifier
 from harness.metric import MetricContext
 from harness.plugins import get_registry
-from harness.reproduce import Finding, ReproContext, ReproResult, experiment
+from harness.reproduce import Finding, ReproContext, ReproResult, experiment, save_figure, spearman
 from harness.seeding import component_generator
 from harness.training import TrainConfig, train
 
@@ -165,23 +165,8 @@ def _class_radius(model, ctx: ReproContext, size, name: str, dataset: str, num_c
     return {**res.values, "classifier": res.info["classifier"]}
 
 
-def _save(fig, ctx: ReproContext, name: str) -> str:
-    import matplotlib.pyplot as plt
-
-    path = ctx.out_dir / name
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return str(path)
 
 
-def _spearman(a, b) -> float:
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(np.unique(a)) < 2 or len(np.unique(b)) < 2:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
 
 
 @experiment("grid_gans", "class radius of 2D-grid GANs vs covered modes", "002 §3.1, Fig. 3.1")
@@ -215,7 +200,7 @@ def grid_gans(ctx: ReproContext) -> ReproResult:
     ax.set_xlabel("covered modes (discretized support size)")
     ax.set_ylabel("class radius E r(z)")
     ax.legend(fontsize=7)
-    figs = [_save(fig, ctx, "class_radius_vs_modes.png")]
+    figs = [save_figure(fig, ctx, "class_radius_vs_modes.png")]
 
     from plugins.datasets.grid2d import grid_means
 
@@ -229,12 +214,12 @@ def grid_gans(ctx: ReproContext) -> ReproResult:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(label, fontsize=6)
-    figs.append(_save(fig, ctx, "generated_samples.png"))
+    figs.append(save_figure(fig, ctx, "generated_samples.png"))
 
     cov = [r["covered_modes"] for r in rows]
     rad = [r["class_radius"] for r in rows]
-    rho = _spearman(cov, rad)
-    rho_hit = _spearman([r["classes_hit"] for r in rows], rad)
+    rho = spearman(cov, rad)
+    rho_hit = spearman([r["classes_hit"] for r in rows], rad)
     applicable = [r for r in rows if r["thm31_premise"]]
     findings = [
         Finding("GANs that capture more modes have a lower class radius (Fig. 3.1)",
@@ -325,10 +310,7 @@ def lc_vae(ctx: ReproContext) -> ReproResult:
         ax.set_title(f"{label}: test codes (dotted: 1-3 prior std)", fontsize=8)
     fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.8, label="class")
     # no tight_layout: it does not handle a colorbar shared by two axes
-    path = ctx.out_dir / "latent_space.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    figs = [str(path)]
+    figs = [save_figure(fig, ctx, "latent_space.png", tight=False)]
     v, lc = rows
     findings = [
         Finding("LC-VAE tightens the latent space: the VAE leaves larger holes (Fig. 4.1); measured as the mean "

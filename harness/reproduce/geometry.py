@@ -34,11 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from harness.data import DatasetConfig, Split
 from harness.plugins import get_registry
-from harness.reproduce import Finding, ReproContext, ReproResult, experiment
+from harness.reproduce import Finding, ReproContext, ReproResult, experiment, save_figure, spearman
 from harness.seeding import component_generator
 from harness.training import TrainConfig, train
 from plugins.common.spectral import pullback_spectrum, von_neumann_entropy
@@ -128,13 +127,6 @@ def first_delta_reaching(deltas: np.ndarray, curve: np.ndarray, level: float) ->
     return float(deltas[hit[0]]) if len(hit) else math.inf
 
 
-def spearman(a, b) -> float:
-    """Rank correlation; nan when either input is constant (e.g. every value inf: never reached)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(np.unique(a)) < 2 or len(np.unique(b)) < 2:
-        return float("nan")
-    r = spearmanr(a, b).statistic
-    return float(r) if np.isfinite(r) else float("nan")
 
 
 def _figure(ncols: int, nrows: int = 1, w: float = 3.2, h: float = 2.6):
@@ -144,14 +136,6 @@ def _figure(ncols: int, nrows: int = 1, w: float = 3.2, h: float = 2.6):
     return fig, axes
 
 
-def _save(fig, ctx: ReproContext, name: str) -> str:
-    import matplotlib.pyplot as plt
-
-    path = ctx.out_dir / name
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return str(path)
 
 
 def plot_histograms(ctx: ReproContext, scores: dict[str, dict[str, np.ndarray]], fname: str) -> str:
@@ -165,7 +149,7 @@ def plot_histograms(ctx: ReproContext, scores: dict[str, dict[str, np.ndarray]],
             ax.hist(s[k], bins=bins, alpha=0.5, label=label)
         ax.set_title(title, fontsize=9)
     axes[0][0].legend(fontsize=7)
-    return _save(fig, ctx, fname)
+    return save_figure(fig, ctx, fname)
 
 
 def plot_mse_curves(ctx: ReproContext, curves: dict[str, tuple[np.ndarray, np.ndarray, float]], fname: str) -> str:
@@ -180,7 +164,7 @@ def plot_mse_curves(ctx: ReproContext, curves: dict[str, tuple[np.ndarray, np.nd
         ax.set_title(label, fontsize=9)
     axes[0][0].set_ylabel("MSE(x, recon of $x_c$)")
     axes[0][0].legend(fontsize=7)
-    return _save(fig, ctx, fname)
+    return save_figure(fig, ctx, fname)
 
 
 def plot_latent_change(ctx: ReproContext, curves: dict[str, tuple[np.ndarray, np.ndarray]], fname: str) -> str:
@@ -193,7 +177,7 @@ def plot_latent_change(ctx: ReproContext, curves: dict[str, tuple[np.ndarray, np
     ax.set_xlabel("step size $\\delta$ (dominant eigendirection)")
     ax.set_ylabel("mean $\\|\\mu(x_c) - \\mu(x)\\|_2$")
     ax.legend(fontsize=7)
-    return _save(fig, ctx, fname)
+    return save_figure(fig, ctx, fname)
 
 
 def _model_summary(label: str, s: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -266,7 +250,7 @@ def beta_sweep(ctx: ReproContext) -> ReproResult:
         ax.set_xscale("log")
         ax.set_xlabel("beta")
         ax.set_title(title, fontsize=9)
-    figs.append(_save(fig, ctx, "scores_vs_beta.png"))
+    figs.append(save_figure(fig, ctx, "scores_vs_beta.png"))
     figs.append(plot_mse_curves(ctx, {f"beta={b:.3g}": (out[b]["deltas"], out[b]["mse"], out[b]["clean_mse"])
                                       for b in hist_betas}, "mse_vs_step.png"))
     figs.append(plot_latent_change(ctx, {f"beta={b:.3g}": (out[b]["deltas"], out[b]["change"]) for b in size.betas},
@@ -406,7 +390,7 @@ def eigen_attack_grid(ctx: ReproContext) -> ReproResult:
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(title, fontsize=6)
-    figs = [_save(fig, ctx, "eigen_attack_grid.png")]
+    figs = [save_figure(fig, ctx, "eigen_attack_grid.png")]
     o, d1, d2 = rows
     findings = [
         Finding("at delta_1 = 0.5233 the reconstruction differs significantly from the original's "

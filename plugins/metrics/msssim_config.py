@@ -19,7 +19,7 @@ dict and stored in every result so numbers from different configurations are nev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from harness.perturbation import pgd
-from plugins.attacks.fgsm_latent import STEP_FACTOR, fgsm_latent_perturb
+from plugins.attacks.fgsm_latent import fgsm_latent_perturb
 from plugins.models.gmm_dae import RegularizedDAE, RegularizedDAEConfig, validate_gmm_fields
 from plugins.models.gmm_prior import GMMPrior
 from plugins.models.latent_losses import adversarial_ks, coupled_covariance_loss

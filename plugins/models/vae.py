@@ -24,7 +24,7 @@ Choices SPEC leaves open (also valid for every model that subclasses :class:`VAE
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import types
-from dataclasses import dataclass
 
-import pytest
 
 from harness import DatasetPlugin, hookimpl
 from harness.data import Split

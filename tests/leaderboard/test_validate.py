@@ -55,8 +55,8 @@ def test_duplicate_name_and_checkpoint(lb_copy, registry):
     src = lb_copy / ENTRY
     (lb_copy / "digits-v1" / "copy.json").write_text(src.read_text().replace('"name": "vae"', '"name": "copy"', 1))
     errors, _ = validate_tree(lb_copy, registry)
-    assert errors == [f"digits-v1/vae.json: checkpoint.sha256: the same checkpoint is already entered under digits-v1 "
-                      f"as digits-v1/copy.json; one entry per checkpoint and protocol"]
+    assert errors == ["digits-v1/vae.json: checkpoint.sha256: the same checkpoint is already entered under digits-v1 "
+                      "as digits-v1/copy.json; one entry per checkpoint and protocol"]
     # the same name twice (in a second file): named as a duplicate
     data = read(src)
     data["checkpoint"]["sha256"] = "0" * 64

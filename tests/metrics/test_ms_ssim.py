@@ -1,6 +1,5 @@
 """Small-image MS-SSIM vs pytorch-msssim's own function and a direct computation written here."""
 
-import math
 
 import numpy as np
 import pytest
