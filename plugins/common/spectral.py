@@ -21,8 +21,9 @@ Choices SPEC leaves open:
 - Per-sample Jacobians come from ``torch.func.vmap(jacrev(...))`` with the model in eval mode, each
   sample encoded alone as a batch of one (so BatchNorm uses running statistics and no sample's
   Jacobian sees another's). The decoder Jacobian uses ``jacfwd`` (d input directions << D outputs).
-- The Gram matrix and its eigendecomposition are computed in float64 whatever the model dtype:
-  they are small (2d x 2d) and this keeps round-off of the eigenvalues at the Jacobians' own level.
+- The Gram matrix is formed in the Jacobians' dtype and eigendecomposed in float64 whatever the
+  model dtype: the eigenproblem is small (2d x 2d) and this keeps round-off of the eigenvalues at the
+  Jacobians' own level (float64 models get a float64 Gram matrix).
 - Eigenvalues are returned in descending order, clamped at 0 (G_x is PSD; tiny negatives are
   round-off). The number r of eigenvalues is min(rows of A, N): the remaining N - r eigenvalues of
   G_x are exactly zero.
@@ -115,8 +116,10 @@ def pullback_factor(model, x: Tensor, curved: bool = False) -> tuple[Tensor, boo
 
 def _spectrum_of_factor(A: Tensor, eigenvectors: bool, top_k: Optional[int]) -> tuple[Tensor, Optional[Tensor]]:
     rows, n = A.shape[1], A.shape[2]
-    A64 = A.to(torch.float64)
-    gram = A64 @ A64.transpose(1, 2)  # (B, rows, rows) -- never the (N, N) matrix
+    # The Gram product runs in the Jacobians' own dtype: its round-off (~eps * ||a_i|| ||a_j||) is at
+    # the level of the Jacobians' own error, and in float64 it cost as much as the Jacobians themselves
+    # on CPU. Only the small eigenproblem is solved in float64.
+    gram = (A @ A.transpose(1, 2)).to(torch.float64)  # (B, rows, rows) -- never the (N, N) matrix
     r = min(rows, n)
     if top_k is not None:
         r = min(r, top_k)
@@ -126,7 +129,7 @@ def _spectrum_of_factor(A: Tensor, eigenvectors: bool, top_k: Optional[int]) -> 
     w, u = w.flip(-1)[:, :r].clamp_min(0.0), u.flip(-1)[:, :, :r]
     vecs = None
     if eigenvectors:
-        v = u.transpose(1, 2) @ A64  # (B, r, N): row k is (A^T u_k)^T, norm sqrt(lambda_k)
+        v = u.transpose(1, 2) @ A.to(torch.float64)  # (B, r, N): row k is (A^T u_k)^T, norm sqrt(lambda_k)
         norms = v.norm(dim=2, keepdim=True)
         defined = w.unsqueeze(-1) > NULL_RTOL * w[:, :1].unsqueeze(-1).clamp_min(torch.finfo(w.dtype).tiny)
         vecs = torch.where(defined, v / norms.clamp_min(torch.finfo(v.dtype).tiny), torch.zeros_like(v))
