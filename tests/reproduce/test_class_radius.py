@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from harness.reproduce import Finding, load_experiments, run_experiment
+from harness.reproduce import Finding, load_experiments
 
 EXPERIMENTS = ["grid_gans", "lc_vae"]
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("repro")
-    return out, {name: run_experiment(name, "smoke", out) for name in EXPERIMENTS}
+def smoke_runs(run_smoke):
+    """Each experiment runs once per module; the tests below inspect the results."""
+    return run_smoke(*EXPERIMENTS)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.reproduce import Finding, load_experiments, run_experiment
+from harness.reproduce import Finding, load_experiments
 
 EXPERIMENTS = ["beta_sweep", "mixup", "eigen_attack_grid"]
 
@@ -19,10 +19,9 @@ def _numbers(rows):
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    """Each experiment runs once per test session; the tests below inspect the results."""
-    out = tmp_path_factory.mktemp("repro")
-    return out, {name: run_experiment(name, "smoke", out) for name in EXPERIMENTS}
+def smoke_runs(run_smoke):
+    """Each experiment runs once per module; the tests below inspect the results."""
+    return run_smoke(*EXPERIMENTS)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

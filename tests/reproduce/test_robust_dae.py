@@ -13,20 +13,16 @@ from harness.reproduce import Finding, load_experiments, run_experiment
 from harness.reproduce.robust_dae import (DOC_ABLATIONS_MNIST, DOC_TABLE_51_FMNIST, DOC_TABLE_57_FMNIST, LAMBDAS,
                                           SIZES, findings, model_specs)
 
-SEED_003 = next(iter(Path("/work/shared/seeds").glob("003_*.txt")), None)
-SEED_004 = next(iter(Path("/work/shared/seeds").glob("004_*.txt")), None)
+# the seed documents live in ../shared/seeds beside the repository (as in CI)
+SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+SEED_003 = next(iter(SEEDS.glob("003_*.txt")), None)
+SEED_004 = next(iter(SEEDS.glob("004_*.txt")), None)
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("repro")
-    # tiny smoke models gain nothing from a second thread; on the shared 2-core machine it only thrashes
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return out, run_experiment("robust_dae_tables", "smoke", out)
-    finally:
-        torch.set_num_threads(threads)
+def smoke_run(run_smoke):
+    out, runs = run_smoke("robust_dae_tables")
+    return out, runs["robust_dae_tables"]
 
 
 def test_smoke_run_writes_figures_tables_and_findings(smoke_run):

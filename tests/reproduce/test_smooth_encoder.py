@@ -16,15 +16,9 @@ from plugins.models.smooth_encoder import SmoothEncoder, SmoothEncoderConfig
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("repro")
-    # tiny smoke models gain nothing from a second thread; on the shared 2-core machine it only thrashes
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return out, run_experiment("se_downstream", "smoke", out)
-    finally:
-        torch.set_num_threads(threads)
+def smoke_run(run_smoke):
+    out, runs = run_smoke("se_downstream")
+    return out, runs["se_downstream"]
 
 
 def test_smoke_run_writes_figure_tables_and_findings(smoke_run):
