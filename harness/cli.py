@@ -115,6 +115,9 @@ def cmd_train(args) -> int:
         if v is not None:
             tconf[k] = v
     tcfg = build_dataclass(TrainConfig, tconf, "train")
+    from harness.runconfig import check_device
+
+    check_device(tcfg.device, "train.device")
     data = dplug.load("train").subset(ds.train_subset, tcfg.seed, f"{ds.name}/train")
     out = Path(args.output or raw.get("output") or f"checkpoints/{model_name}-{ds.name}")
     import torch

@@ -123,8 +123,23 @@ def apply_protocol(cfg: RunConfig, registry) -> RunConfig:
     return cfg
 
 
+def check_device(device: str, path: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(path, f"'{device}' is not a torch device", "use cpu, cuda or cuda:<index>") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(path, f"device '{device}' requested but this machine has no usable CUDA device",
+                          "use device: cpu (or --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(path, f"device '{device}' does not exist: {torch.cuda.device_count()} CUDA device(s) visible")
+
+
 def validate_run_config(cfg: RunConfig, registry) -> None:
     """Check every plugin name and plugin config before any work starts."""
+    check_device(cfg.device, "device")
     registry.dataset(cfg.dataset.name, path="dataset.name")
     if not cfg.models:
         raise ConfigError("models", "no models given", "add at least one entry with 'plugin' (and 'train') or 'checkpoint'")

@@ -162,3 +162,11 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     assert main(["run", str(p)]) == 2
     err = capsys.readouterr().err
     assert "unknown dataset 'digitz'" in err and "digits" in err and "Traceback" not in err
+
+
+def test_unusable_device(toy_registry):
+    with pytest.raises(ConfigError, match="not a torch device"):
+        check(cfg(device="gpu0"), toy_registry)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no usable CUDA device.*device: cpu"):
+            check(cfg(device="cuda"), toy_registry)
