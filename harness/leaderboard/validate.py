@@ -1,0 +1,186 @@
+"""Semantic checks of leaderboard entries: ranges, protocol, completeness, checksums, duplicates."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.checkpoint import WEIGHTS_FILE, sha256_file
+from harness.errors import LatentBenchError
+from harness.leaderboard.schema import _TYPES, load_schema, schema_errors
+
+#: (metric, value-key regex, low, high): the range a metric value must lie in. MS-SSIM as computed
+#: here ReLUs every scale (pytorch-msssim), so it lies in [0, 1]; accuracies are shares.
+RANGE_RULES: tuple[tuple[str, str, float, float], ...] = (
+    ("downstream_adv_accuracy", r"accuracy", 0.0, 1.0),
+    ("ms_ssim", r"^(?!adv_norm).*_(mean|std)$", 0.0, 1.0),
+    ("*", r"^adv_norm_mean$", 0.0, math.inf),
+    ("l2_distance", r".", 0.0, math.inf),
+    ("spectral_radius", r".", 0.0, math.inf),
+    ("vn_entropy", r".", 0.0, math.inf),
+    ("fid", r".", 0.0, math.inf),
+    ("*", r"_std$", 0.0, math.inf),
+)
+#: attacks keep the perturbation inside the budget (SPEC §0); slack for float32 rounding
+BUDGET_SLACK = 1e-3
+
+
+def range_errors(entry: dict[str, Any]) -> list[str]:
+    errs = []
+    for section in ("reported", "reproduced"):
+        numbers = entry.get(section)
+        if not isinstance(numbers, dict) or not isinstance(numbers.get("results"), list):
+            continue
+        for i, rec in enumerate(numbers["results"]):
+            if not isinstance(rec, dict) or not isinstance(rec.get("values"), dict):
+                continue
+            for key, v in rec["values"].items():
+                f = f"{section}.results[{i}].values.{key} ({rec.get('metric')}"
+                f += f" x {rec['attack']}@{rec['budget']})" if rec.get("attack") else ")"
+                if not _TYPES["number"](v):
+                    continue  # the schema reports it
+                if not math.isfinite(v):
+                    errs.append(f"{f}: {v} is not finite")
+                    continue
+                for metric, pattern, lo, hi in RANGE_RULES:
+                    if metric in ("*", rec.get("metric")) and re.search(pattern, key) and not lo <= v <= hi:
+                        errs.append(f"{f}: {v} is outside [{lo:g}, {hi:g}]")
+                        break
+                budget = rec.get("budget")
+                if key == "adv_norm_mean" and _TYPES["number"](budget) and v > budget * (1 + BUDGET_SLACK) + 1e-9:
+                    errs.append(f"{f}: mean perturbation norm {v:.6g} exceeds the budget {budget:g}")
+    return errs
+
+
+def expected_cells(protocol, registry) -> set[tuple[str, Optional[str], Optional[float]]]:
+    """The (metric, attack, budget) cells a complete entry of ``protocol`` has."""
+    cells = set()
+    for m in protocol.metrics:
+        label = m.get("name") or m["plugin"]
+        if "attack" not in registry.metric(m["plugin"]).needs:
+            cells.add((label, None, None))
+            continue
+        for a in protocol.attacks:
+            if m.get("attacks") is not None and a["name"] not in m["attacks"]:
+                continue
+            for b in a.get("budgets") or [a.get("config", {}).get("eps")]:
+                cells.add((label, a["name"], float(b)))
+    return cells
+
+
+def _cell(rec: dict) -> tuple:
+    b = rec.get("budget")
+    return (rec.get("metric"), rec.get("attack"), float(b) if isinstance(b, (int, float)) else b)
+
+
+def protocol_errors(entry: dict[str, Any], folder: Optional[str], registry) -> list[str]:
+    errs = []
+    proto_ref = entry.get("protocol") or {}
+    name = proto_ref.get("name")
+    known = registry.names("protocol")
+    if name not in known:
+        return [f"protocol.name: unknown protocol '{name}' (registered: {', '.join(known)}); "
+                f"register it through a latentbench_protocols hook or fix the name"]
+    proto = registry.protocol(name)
+    if proto_ref.get("version") != proto.version:
+        errs.append(f"protocol.version: entry says '{proto_ref.get('version')}', protocol {name} is version "
+                    f"'{proto.version}'; re-run `latentbench benchmark` under the current protocol")
+    if folder is not None and folder != name:
+        errs.append(f"protocol.name: entry for '{name}' lies in folder '{folder}'; move it to leaderboard/{name}/")
+    results = (entry.get("reported") or {}).get("results")
+    if isinstance(results, list):
+        have = [_cell(r) for r in results if isinstance(r, dict)]
+        want = expected_cells(proto, registry)
+        missing = sorted(want - set(have), key=str)
+        extra = sorted(set(have) - want, key=str)
+        if missing:
+            errs.append(f"reported.results: missing cells of protocol {name}: "
+                        + ", ".join(f"{m} x {a}@{b}" if a else m for m, a, b in missing[:6]))
+        if extra:
+            errs.append(f"reported.results: cells not in protocol {name}: "
+                        + ", ".join(f"{m} x {a}@{b}" if a else str(m) for m, a, b in extra[:6]))
+        dup = {c for c in have if have.count(c) > 1}
+        if dup:
+            errs.append(f"reported.results: cells listed twice: {sorted(dup, key=str)[:3]}")
+    return errs
+
+
+def checkpoint_errors(entry: dict[str, Any], repo_root: Path) -> list[str]:
+    ck = entry.get("checkpoint")
+    if not isinstance(ck, dict) or not isinstance(ck.get("path"), str):
+        return []
+    weights = repo_root / ck["path"] / WEIGHTS_FILE
+    if not weights.exists():
+        return []  # large checkpoints stay out of git; `regenerate` says how to rebuild them
+    actual = sha256_file(weights)
+    if actual != ck.get("sha256"):
+        return [f"checkpoint.sha256: {ck['path']}/{WEIGHTS_FILE} has sha256 {actual}, the entry says {ck.get('sha256')}; "
+                f"the checkpoint changed after the entry was written: re-run `latentbench benchmark` on it"]
+    return []
+
+
+@dataclass
+class LoadedEntry:
+    path: Path
+    data: dict[str, Any]
+
+
+def entry_files(directory: str | Path) -> list[Path]:
+    d = Path(directory)
+    return sorted(p for p in d.glob("*/*.json") if p.parent.name != "checkpoints")
+
+
+def validate_tree(directory: str | Path = "leaderboard", registry=None,
+                  schema: dict | None = None) -> tuple[list[str], list[LoadedEntry]]:
+    """Validate every ``<dir>/<protocol>/<name>.json``. Returns ('<file>: <field>: <problem>' errors,
+    the entries that parsed)."""
+    from harness.plugins import get_registry
+
+    registry = registry or get_registry()
+    d = Path(directory)
+    if not d.is_dir():
+        raise LatentBenchError(f"leaderboard folder {d} does not exist; pass the folder holding <protocol>/<entry>.json files")
+    schema = schema or load_schema(d / "schema.json" if (d / "schema.json").exists() else None)
+    repo_root = d.resolve().parent
+    errors: list[str] = []
+    loaded: list[LoadedEntry] = []
+    for p in entry_files(d):
+        rel = p.relative_to(d)
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            errors.append(f"{rel}: (file): not valid JSON: {e}")
+            continue
+        errs = schema_errors(data, schema)
+        if not errs:
+            errs += protocol_errors(data, p.parent.name, registry)
+            errs += range_errors(data)
+            errs += checkpoint_errors(data, repo_root)
+            if data["name"] != p.stem:
+                errs.append(f"name: entry '{data['name']}' is stored as {p.name}; name the file {data['name']}.json")
+        errors += [f"{rel}: {e}" for e in errs]
+        loaded.append(LoadedEntry(p, data))
+    errors += duplicate_errors(loaded, d)
+    return errors, loaded
+
+
+def duplicate_errors(entries: list[LoadedEntry], directory: Path) -> list[str]:
+    errs, names, hashes = [], {}, {}
+    for e in entries:
+        proto = (e.data.get("protocol") or {}).get("name")
+        rel = e.path.relative_to(directory)
+        key = (proto, e.data.get("name"))
+        if key in names:
+            errs.append(f"{rel}: name: duplicate entry '{key[1]}' under protocol {proto} (also in {names[key]})")
+        names.setdefault(key, rel)
+        sha = (e.data.get("checkpoint") or {}).get("sha256")
+        if sha and (proto, sha) in hashes:
+            errs.append(f"{rel}: checkpoint.sha256: the same checkpoint is already entered under {proto} as "
+                        f"{hashes[(proto, sha)]}; one entry per checkpoint and protocol")
+        if sha:
+            hashes.setdefault((proto, sha), rel)
+    return errs
