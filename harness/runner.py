@@ -181,10 +181,11 @@ class Runner:
             acls = self.registry.attack(cell.attack_plugin)
             aconf = build_dataclass(acls.config_class, cell.spec["attack_config"], f"attack {cell.attack}")
             # the attack's randomness depends on (model, attack, budget) only, so that every metric of
-            # that triple sees the same attack run and may share it through ctx.extra
+            # that triple sees the same attack run
             ctx.attack = acls(pm.model, aconf, generator=component_generator(
                 self.cfg.seed, "attack", cell.model, cell.attack, cell.budget))
-            ctx.extra = self._shared.setdefault((pm.weights_hash, cell.attack, cell.budget), {})
+        # cells of one (model, attack, budget) share ctx.extra (attack pairs, spectra): same inputs, computed once
+        ctx.extra = self._shared.setdefault((pm.weights_hash, cell.attack, cell.budget), {})
         return ctx
 
     def _evaluate(self, pm: PreparedModel, cell: Cell) -> dict[str, Any]:

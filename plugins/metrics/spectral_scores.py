@@ -56,9 +56,13 @@ class VNEntropyConfig(SpectralConfig):
 
 
 def _spectrum(ctx: MetricContext, cfg: SpectralConfig):
-    model = ctx.model
-    x = ctx.x.to(ctx.device)
-    return pullback_spectrum(model, x, curved=cfg.curved, chunk_size=cfg.chunk_size)
+    # spectral_radius and vn_entropy of one model need the same spectrum: the runner shares ctx.extra
+    # between a model's cells, so the Jacobians are computed once for both
+    key = ("pullback_spectrum", cfg.curved, tuple(ctx.x.shape))
+    if key not in ctx.extra:
+        ctx.extra[key] = pullback_spectrum(ctx.model, ctx.x.to(ctx.device), curved=cfg.curved,
+                                           chunk_size=cfg.chunk_size)
+    return ctx.extra[key]
 
 
 def _result(key: str, per_sample: torch.Tensor, cfg: SpectralConfig, sp, extra_info: dict) -> MetricResult:
