@@ -2,9 +2,9 @@
 # Rebuild the shipped leaderboard entries by running `latentbench benchmark` for every built-in
 # model, then validate and render. Run from the repository root:
 #   scripts/regenerate_leaderboard.sh            # digits-v1 only (measured 17-47 s per model, about 4 minutes in all, on 2 CPU cores)
-#   scripts/regenerate_leaderboard.sh --fashion  # also fashion-mnist-32-v1: measured ~75 min per model
-#                                                # on a loaded 2-core CPU (12 attack cells of 3-5 min,
-#                                                # downstream ~20 min); use LATENTBENCH_DEVICE=cuda
+#   scripts/regenerate_leaderboard.sh --fashion  # also fashion-mnist-32-v1: measured 700-1020 s per
+#                                                # model on one CPU thread (two models side by side on
+#                                                # 2 cores); or use LATENTBENCH_DEVICE=cuda
 # `gan` is excluded: it has no encoder, so latent-space/max-damage attacks, the encoder geometry
 # scores and the downstream probe are undefined for it (it is evaluated with class_radius instead).
 set -euo pipefail
@@ -48,3 +48,13 @@ fi
 
 $LB leaderboard validate leaderboard
 $LB leaderboard render leaderboard
+
+# A picture of the rendered page (headless Chromium, Debian's `chromium`), when it is installed.
+if command -v chromium >/dev/null 2>&1; then
+  profile=$(mktemp -d)
+  chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+    --disable-sync --no-first-run --disable-dev-shm-usage --user-data-dir="$profile" \
+    --window-size=1600,1000 --screenshot="$PWD/leaderboard/screenshot.png" "file://$PWD/leaderboard/index.html" \
+    >/dev/null 2>&1 || echo "chromium could not take the screenshot; leaderboard/screenshot.png left as it was" >&2
+  rm -rf "$profile"
+fi
