@@ -10,6 +10,7 @@ the clean reconstruction MSE on the protocol's evaluation subset, and the entry'
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
 import shutil
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import yaml
 
 from harness.checkpoint import WEIGHTS_FILE, load_checkpoint, read_checkpoint_config, read_metadata, sha256_file
 from harness.errors import ConfigError, LatentBenchError
@@ -122,10 +124,6 @@ def regenerate_command(req: BenchmarkRequest) -> str:
 
 
 def _yaml_scalar(v: Any) -> str:
-    import json
-
-    import yaml
-
     # plain words stay plain (backbone=mlp); everything else in flow JSON, which YAML reads back
     if isinstance(v, str) and yaml.safe_load(v) == v and " " not in v:
         return v
@@ -163,7 +161,8 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
             shutil.rmtree(dest)
         shutil.copytree(ckpt_dir, dest)
         ckpt_dir = dest
-    model_name = read_checkpoint_config(ckpt_dir)["model"]
+    ck_config = read_checkpoint_config(ckpt_dir)
+    model_name = ck_config["model"]
     model = load_checkpoint(ckpt_dir, registry, req.device)
     ev = runner.split(runner.cfg.dataset.eval_split).to(torch.device(req.device))
     clean = clean_reconstruction(model, ev.x)
@@ -184,7 +183,7 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
         "schema_version": ENTRY_SCHEMA_VERSION,
         "name": label,
         "model": {**_plugin_info(registry, model_name),
-                  "config": read_checkpoint_config(ckpt_dir)["config"]},
+                  "config": ck_config["config"]},
         "paper": req.paper,
         "protocol": {"name": proto.name, "version": proto.version},
         "checkpoint": {"sha256": sha, "path": rel, "regenerate": req.regenerate or regenerate_command(req),

@@ -13,6 +13,7 @@ import yaml
 
 from harness import __version__
 from harness.errors import ConfigError, LatentBenchError
+from harness.typed_config import read_yaml_file
 
 DESCRIPTION = """LatentBench: measure how robust the latent spaces of generative autoencoders are.
 
@@ -87,15 +88,8 @@ def cmd_train(args) -> int:
 
     raw: dict[str, Any] = {}
     if args.config:
-        p = Path(args.config)
-        if not p.exists():
-            raise ConfigError(str(p), "file not found")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(str(p), f"not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(str(p), "expected a mapping with keys model, config, dataset, train, output")
+        raw = read_yaml_file(args.config, "pass the path of a YAML train config (see configs/train_vae.yaml)",
+                             "expected a mapping with keys model, config, dataset, train, output")
     unknown = set(raw) - {"model", "config", "dataset", "train", "output"}
     if unknown:
         raise ConfigError(", ".join(sorted(unknown)), "unknown keys in the train config",

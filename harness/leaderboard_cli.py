@@ -5,23 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from harness.errors import ConfigError
+from harness.typed_config import read_yaml_file
 
 DEFAULT_DIR = "leaderboard"
 
 
 def _model_yaml(path: str) -> tuple[dict, dict]:
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(path, "file not found", "pass a YAML file with the model config (and optionally 'train:')")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(path, f"not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(path, "expected a mapping of model config fields (optionally with 'config:' and 'train:')")
+    raw = read_yaml_file(path, "pass a YAML file with the model config (and optionally 'train:')",
+                         "expected a mapping of model config fields (optionally with 'config:' and 'train:')")
     if "config" in raw or "train" in raw:
         return dict(raw.get("config") or {}), dict(raw.get("train") or {})
     return raw, {}

@@ -7,11 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from harness.errors import ConfigError, UnknownComponentError
 from harness.training import TrainConfig
-from harness.typed_config import build_dataclass
+from harness.typed_config import build_dataclass, read_yaml_file
 
 
 @dataclass
@@ -100,14 +98,8 @@ def parse_run_config(data: dict[str, Any], source: str = "config") -> RunConfig:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(str(path), "file not found", "pass the path of a YAML run config (see configs/quickstart.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(str(path), f"not valid YAML: {e}", "fix the YAML syntax at the line shown") from None
-    return parse_run_config(data, source=path.name)
+    data = read_yaml_file(path, "pass the path of a YAML run config (see configs/quickstart.yaml)")
+    return parse_run_config(data, source=Path(path).name)
 
 
 def apply_protocol(cfg: RunConfig, registry) -> RunConfig:

@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.errors import ConfigError, suggest
+
+
+def read_yaml_file(path: str | Path, missing_hint: str | None = None, mapping_hint: str | None = None) -> Any:
+    """Parse a user's YAML file; every failure names the file and the fix. With ``mapping_hint``
+    the top level must be a mapping (an empty file reads as ``{}``) and the hint says what it holds."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(str(p), "file not found", missing_hint)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(str(p), f"not valid YAML: {e}", "fix the YAML syntax at the line shown") from None
+    if mapping_hint is not None:
+        data = data or {}
+        if not isinstance(data, dict):
+            raise ConfigError(str(p), mapping_hint)
+    return data
 
 
 def _check_type(value: Any, tp: Any, path: str) -> Any:
