@@ -41,6 +41,25 @@ class ReproContext:
 
 
 @dataclass
+class DataSize:
+    """Dataset and training sizes every experiment's size table starts with (experiments subclass
+    it with their own model and evaluation sizes)."""
+
+    dataset: str
+    image_size: int | None
+    train_n: int
+    epochs: int
+    batch_size: int
+
+    def load_dataset(self, ctx: ReproContext):
+        """The dataset plugin of this size, resized as asked, reading files from ``ctx.data_root``."""
+        from harness.data import DatasetConfig
+        from harness.plugins import get_registry
+
+        return get_registry().dataset(self.dataset)(DatasetConfig(image_size=self.image_size, data_root=ctx.data_root))
+
+
+@dataclass
 class Finding:
     claim: str  # the document's qualitative finding, e.g. "spectral radius falls as beta grows"
     holds: Optional[bool]  # True / False; None when the run cannot decide (say why in evidence)

@@ -43,7 +43,7 @@ from harness.data import DatasetConfig, Split
 from harness.domain_models import CONFIG_FILE, DomainModelConfig, domain_classifier
 from harness.metric import MetricContext
 from harness.plugins import get_registry
-from harness.reproduce import Finding, ReproContext, ReproResult, experiment, save_figure, spearman
+from harness.reproduce import DataSize, Finding, ReproContext, ReproResult, experiment, save_figure, spearman
 from harness.seeding import component_generator
 from harness.training import TrainConfig, train
 
@@ -81,12 +81,7 @@ GRID_SIZES = {
 
 
 @dataclass
-class LCSize:
-    dataset: str
-    image_size: int | None
-    train_n: int
-    epochs: int
-    batch_size: int
+class LCSize(DataSize):
     conv_channels: list[int]
     test_n: int
     radius_samples: int
@@ -248,7 +243,7 @@ def grid_gans(ctx: ReproContext) -> ReproResult:
 
 
 def _lc_splits(ctx: ReproContext, size: LCSize) -> tuple[Split, Split, Any]:
-    ds = get_registry().dataset(size.dataset)(DatasetConfig(image_size=size.image_size, data_root=ctx.data_root))
+    ds = size.load_dataset(ctx)
     full_train = ds.load("train")
     return full_train, ds.load("test"), ds
 

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.data import DatasetConfig, Split
+from harness.data import Split
 from harness.plugins import get_registry
-from harness.reproduce import Finding, ReproContext, ReproResult, experiment, save_figure, spearman
+from harness.reproduce import DataSize, Finding, ReproContext, ReproResult, experiment, save_figure, spearman
 from harness.seeding import component_generator
 from harness.training import TrainConfig, train
 from plugins.common.spectral import pullback_spectrum, von_neumann_entropy
@@ -49,14 +49,9 @@ MSE_RISE = 2.0
 
 
 @dataclass
-class GeometrySize:
+class GeometrySize(DataSize):
     """Dataset, training and evaluation sizes of one run of the 000 experiments."""
 
-    dataset: str
-    image_size: int | None
-    train_n: int
-    epochs: int
-    batch_size: int
     hidden: list[int]
     latent_dim: int
     #: test images for the score histograms / means
@@ -80,7 +75,7 @@ SIZES = {
 
 def load_splits(ctx: ReproContext, size: GeometrySize) -> tuple[Split, Split]:
     """Training subset and test split of the run's dataset, through the dataset registry."""
-    ds = get_registry().dataset(size.dataset)(DatasetConfig(image_size=size.image_size, data_root=ctx.data_root))
+    ds = size.load_dataset(ctx)
     train_split = ds.load("train").subset(size.train_n, ctx.seed, "repro-train")
     return train_split, ds.load("test")
 

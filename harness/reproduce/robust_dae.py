@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.data import DatasetConfig, Split
+from harness.data import Split
 from harness.metric import MetricContext
 from harness.plugins import get_registry
-from harness.reproduce import Finding, ReproContext, ReproResult, experiment
+from harness.reproduce import DataSize, Finding, ReproContext, ReproResult, experiment
 from harness.seeding import component_generator, derive_seed
 from harness.training import TrainConfig, train
 from plugins.metrics.downstream import DownstreamAdvAccuracy, DownstreamConfig, encode_means, train_probe
@@ -80,14 +80,9 @@ DOC_TABLE_57_FMNIST = {"VAE": (80.65, 59.15), "beta-TCVAE": (81.25, 60.77), "SE"
 
 
 @dataclass
-class RDSize:
+class RDSize(DataSize):
     """Dataset, training and evaluation sizes of one run of ``robust_dae_tables``."""
 
-    dataset: str
-    image_size: int | None
-    train_n: int
-    epochs: int
-    batch_size: int
     hidden: list[int]
     latent_dim: int
     se_selection_steps: int
@@ -327,7 +322,7 @@ def doc_tables() -> dict[str, list[dict[str, Any]]]:
 def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     reg = get_registry()
-    ds = reg.dataset(size.dataset)(DatasetConfig(image_size=size.image_size, data_root=ctx.data_root))
+    ds = size.load_dataset(ctx)
     train_full, test = ds.load("train"), ds.load("test")
     train_set = train_full.subset(size.train_n, ctx.seed, "robust_dae_train")
     pool = test.subset(size.pool_n, ctx.seed, "robust_dae_attack_pool")

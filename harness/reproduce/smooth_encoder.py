@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.data import DatasetConfig, Split
+from harness.data import Split
 from harness.metric import MetricContext
 from harness.plugins import get_registry
-from harness.reproduce import Finding, ReproContext, ReproResult, experiment
+from harness.reproduce import DataSize, Finding, ReproContext, ReproResult, experiment
 from harness.seeding import component_generator, derive_seed
 from harness.training import TrainConfig, train
 from plugins.metrics.downstream import DownstreamAdvAccuracy, DownstreamConfig
@@ -54,15 +54,10 @@ ACTIVE_UNIT_VAR = 0.01
 
 
 @dataclass
-class SESize:
+class SESize(DataSize):
     """Dataset, model, training and evaluation sizes of one run of ``se_downstream``."""
 
-    dataset: str
-    image_size: int | None
-    train_n: int
     eval_n: int
-    epochs: int
-    batch_size: int
     hidden: list[int]
     latent_dim: int
     selection_steps: int
@@ -115,7 +110,7 @@ def model_specs(size: SESize) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def load_colour_data(ctx: ReproContext, size: SESize) -> tuple[ColourSplit, ColourSplit]:
-    ds = get_registry().dataset(size.dataset)(DatasetConfig(image_size=size.image_size, data_root=ctx.data_root))
+    ds = size.load_dataset(ctx)
     tr = ds.load("train").subset(size.train_n, ctx.seed, "se_downstream_train")
     te = ds.load("test").subset(size.eval_n, ctx.seed, "se_downstream_eval")
     return (colourise(tr, component_generator(ctx.seed, "se_downstream", "colour", "train")),
