@@ -19,3 +19,29 @@ def run_smoke(tmp_path_factory):
             torch.set_num_threads(threads)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def check_artifacts():
+    """What every experiment's run must leave behind: registered under its name, each figure a PNG of
+    real size in its folder, non-empty tables, findings that carry evidence, notes, and a results.json
+    / results.md that match the in-memory result. Returns the parsed results.json."""
+    import json
+
+    from harness.reproduce import Finding, load_experiments
+
+    def check(out, name, res):
+        assert name in load_experiments()
+        folder = out / name
+        assert res.figures, "no figures"
+        for f in res.figures:
+            assert f.endswith(".png") and (folder / f.split("/")[-1]).stat().st_size > 1000, f
+        assert res.tables and all(rows for rows in res.tables.values())
+        assert res.findings and all(isinstance(f, Finding) and f.evidence for f in res.findings)
+        assert res.notes
+        payload = json.loads((folder / "results.json").read_text())
+        assert payload["experiment"] == name and len(payload["findings"]) == len(res.findings) and payload["notes"]
+        assert "![" in (folder / "results.md").read_text()
+        return payload
+
+    return check
