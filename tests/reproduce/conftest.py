@@ -4,21 +4,32 @@ import torch
 from harness.reproduce import run_experiment
 
 
+def smoke_on_one_thread(name, out):
+    """Run one experiment at smoke size on one torch thread (tiny models gain nothing from a second
+    thread, and on a shared 2-core machine it thrashes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_experiment(name, "smoke", out)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def run_smoke(tmp_path_factory):
-    """Run experiments at smoke size once per module, on one torch thread (tiny models gain nothing
-    from a second thread, and on a shared 2-core machine it thrashes). Returns (out_dir, {name: result})."""
+    """Run experiments at smoke size once per module. Returns (out_dir, {name: result})."""
 
     def run(*names):
         out = tmp_path_factory.mktemp("repro")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return out, {n: run_experiment(n, "smoke", out) for n in names}
-        finally:
-            torch.set_num_threads(threads)
+        return out, {n: smoke_on_one_thread(n, out) for n in names}
 
     return run
+
+
+@pytest.fixture(scope="session")
+def rerun_smoke():
+    """A second smoke run of one experiment into a given folder (for same-seed checks)."""
+    return smoke_on_one_thread
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.reproduce import run_experiment
 from harness.reproduce.robust_dae import (DOC_ABLATIONS_MNIST, DOC_TABLE_51_FMNIST, DOC_TABLE_57_FMNIST, LAMBDAS,
                                           SIZES, findings, model_specs)
 
@@ -115,16 +114,11 @@ def test_findings_fail_when_the_order_is_reversed():
                     "for every model"]
 
 
-def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, tmp_path):
+def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, rerun_smoke, tmp_path):
     """SPEC §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
     _, first = smoke_run
     torch.rand(1000)  # what an import or an earlier experiment might do
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        again = run_experiment("robust_dae_tables", "smoke", tmp_path)
-    finally:
-        torch.set_num_threads(threads)
+    again = rerun_smoke("robust_dae_tables", tmp_path)
     for key in ("MS-SSIM and FID (003 Table 5.1 / 5.4, 004 Table 1)", "downstream MLP probe (003 Table 5.7, %)"):
         strip = [{k: v for k, v in r.items() if k != "train_s"} for r in first.tables[key]]
         assert [{k: v for k, v in r.items() if k != "train_s"} for r in again.tables[key]] == strip

@@ -9,7 +9,6 @@ import torch
 from scipy import stats
 
 from harness.data import Split
-from harness.reproduce import run_experiment
 from harness.reproduce.smooth_encoder import CUBE_COLOURS, SIZES, colourise, findings
 from plugins.models.smooth_encoder import SmoothEncoder, SmoothEncoderConfig
 
@@ -128,16 +127,11 @@ def test_findings_follow_the_table():
     assert f2["colour task: VAE and SE reach close to perfect nominal accuracy"]
 
 
-def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, tmp_path):
+def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, rerun_smoke, tmp_path):
     """SPEC §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
     _, first = smoke_run
     torch.rand(1000)  # what an import or an earlier experiment might do
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        again = run_experiment("se_downstream", "smoke", tmp_path)
-    finally:
-        torch.set_num_threads(threads)
+    again = rerun_smoke("se_downstream", tmp_path)
     key = "downstream accuracy (001 Fig. 4 / 7a)"
     assert again.tables[key] == first.tables[key]
     assert [t["final_loss"] for t in again.tables["training"]] == [t["final_loss"] for t in first.tables["training"]]
