@@ -9,11 +9,11 @@ PROJECT = "latentbench"
 #: Marker for hook implementations in built-in and third-party plugins.
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-from harness.model import Autoencoder, LatentGaussian, ModelConfig  # noqa: E402
-from harness.attack import Attack, AttackConfig, AttackResult  # noqa: E402
-from harness.metric import Metric, MetricConfig, MetricContext, MetricResult  # noqa: E402
-from harness.data import DatasetPlugin  # noqa: E402
-from harness.errors import LatentBenchError  # noqa: E402
+from latentbench.model import Autoencoder, LatentGaussian, ModelConfig  # noqa: E402
+from latentbench.attack import Attack, AttackConfig, AttackResult  # noqa: E402
+from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult  # noqa: E402
+from latentbench.data import DatasetPlugin  # noqa: E402
+from latentbench.errors import LatentBenchError  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Optional, Sequence
 import torch
 from torch import Tensor
 
-from harness.perturbation import check_norm, flat_norm
+from latentbench.perturbation import check_norm, flat_norm
 
 
 @dataclass

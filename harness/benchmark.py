@@ -1,6 +1,6 @@
 """Evaluate one model under a registered protocol and build its leaderboard entry (SPEC §4).
 
-The evaluation itself is the :class:`harness.runner.Runner` with ``protocol:`` set, so a
+The evaluation itself is the :class:`latentbench.runner.Runner` with ``protocol:`` set, so a
 leaderboard number is exactly what ``latentbench run`` computes for the same protocol. This module
 adds what an entry needs on top: training (or loading) the checkpoint and keeping a copy of it,
 the clean reconstruction MSE on the protocol's evaluation subset, and the entry's metadata
@@ -21,12 +21,12 @@ from typing import Any, Optional
 import torch
 import yaml
 
-from harness.checkpoint import WEIGHTS_FILE, load_checkpoint, read_checkpoint_config, read_metadata, sha256_file
-from harness.errors import ConfigError, LatentBenchError
-from harness.provenance import provenance
-from harness.runconfig import ModelSpec, RunConfig
-from harness.runner import Runner
-from harness.training import TrainConfig
+from latentbench.checkpoint import WEIGHTS_FILE, load_checkpoint, read_checkpoint_config, read_metadata, sha256_file
+from latentbench.errors import ConfigError, LatentBenchError
+from latentbench.provenance import provenance
+from latentbench.runconfig import ModelSpec, RunConfig
+from latentbench.runner import Runner
+from latentbench.training import TrainConfig
 
 #: bumped when the entry layout changes (leaderboard/schema.json documents it)
 ENTRY_SCHEMA_VERSION = 1
@@ -132,7 +132,7 @@ def _yaml_scalar(v: Any) -> str:
 
 def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None = None) -> dict[str, Any]:
     """Train or load the model, run the protocol through the Runner and return the entry dict."""
-    from harness.plugins import get_registry
+    from latentbench.registry import get_registry
 
     req.validate()
     registry = registry or get_registry()

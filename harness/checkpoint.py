@@ -13,9 +13,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from harness import __version__
-from harness.errors import CheckpointError, ConfigError
-from harness.model import Autoencoder
+from latentbench import __version__
+from latentbench.errors import CheckpointError, ConfigError
+from latentbench.model import Autoencoder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -60,7 +60,7 @@ def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
         if folder.suffix in PICKLE_SUFFIXES:
             raise CheckpointError(
                 f"{folder} looks like a pickled PyTorch file; LatentBench never unpickles files it is given. "
-                f"Save the model with harness.checkpoint.save_checkpoint (safetensors + config.json) instead.")
+                f"Save the model with latentbench.checkpoint.save_checkpoint (safetensors + config.json) instead.")
         raise CheckpointError(f"{folder} is a file; a checkpoint is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist")
@@ -83,7 +83,7 @@ def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(folder: str | Path, registry=None, device: str | torch.device = "cpu") -> Autoencoder:
     """Rebuild the model from its registry entry and typed config, then load and check the weights."""
-    from harness.plugins import get_registry
+    from latentbench.registry import get_registry
 
     folder = Path(folder)
     registry = registry or get_registry()

@@ -1,6 +1,6 @@
 """Hook specifications for LatentBench plugins.
 
-A plugin is a module (or object) with functions decorated by ``harness.hookimpl`` whose names match
+A plugin is a module (or object) with functions decorated by ``latentbench.hookimpl`` whose names match
 the specs below. Built-in and third-party plugins are registered through the ``latentbench``
 entry-point group, e.g. in a plugin's ``pyproject.toml``::
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pluggy
 
-from harness import PROJECT
+from latentbench import PROJECT
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 
@@ -55,11 +55,21 @@ def latentbench_datasets():
 
 @hookspec
 def latentbench_protocols():
-    """Return a list of evaluation protocols (:class:`harness.protocol.Protocol` instances).
+    """Return a list of evaluation protocols (:class:`latentbench.protocol.Protocol` instances).
 
     A protocol is a named, versioned evaluation definition: dataset, image size, split, subset and
     its seed, attacks with budgets, metrics and trials. Results of different versions are never
     ranked together.
+    """
+
+
+@hookspec
+def latentbench_experiments():
+    """Return a list of experiments (:class:`latentbench.experiment.Experiment` objects, made with the
+    :func:`latentbench.experiment.experiment` decorator).
+
+    An experiment reproduces a published figure or table at ``smoke`` or ``full`` size and states the
+    paper's claims with a computed verdict; ``latentbench reproduce NAME`` runs it.
     """
 
 
@@ -76,7 +86,7 @@ def latentbench_add_cli_arguments(subcommand, parser):
 def latentbench_result_finished(cell, result):
     """Called after the runner stores a finished cell.
 
-    :param cell: the :class:`harness.runner.Cell` that was evaluated.
+    :param cell: the :class:`latentbench.runner.Cell` that was evaluated.
     :param result: the stored row (a dict with values, status, config and provenance).
 
     Use it to stream results elsewhere (a tracker, a dashboard). Exceptions raised here are

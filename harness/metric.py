@@ -31,9 +31,11 @@ class MetricContext:
     """Everything a metric may use for one cell; the runner fills what ``needs`` asks for.
 
     ``x``/``y`` are the evaluation subset (already on ``device``). ``train_x``/``train_y`` are the
-    training split (for probes). ``attack`` is a constructed attack for attack-based metrics.
-    ``classifier`` is a callable that returns the harness's per-dataset classifier (trained once
-    and stored under ``cache_dir``), or None if the dataset has no labels.
+    training split (for probes and for metrics that need a classifier: the runner fills them when
+    ``needs`` has ``train_data`` or ``classifier``). ``attack`` is a constructed attack for
+    attack-based metrics. ``classifier`` is an optional callable returning a classifier, for callers
+    that bring their own; the runner leaves it None and such metrics build the domain classifier of
+    the built-in metrics from the training split (cached under ``cache_dir``).
     """
 
     model: Any

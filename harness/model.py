@@ -55,7 +55,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str = "config") -> "ModelConfig":
         """Build a config from a plain dict, rejecting unknown keys and wrong types by name."""
-        from harness.typed_config import build_dataclass
+        from latentbench.typed_config import build_dataclass
 
         return build_dataclass(cls, data, path)
 

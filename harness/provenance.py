@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from harness import __version__
+from latentbench import __version__
 
 
 @lru_cache(maxsize=None)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.errors import ConfigError, UnknownComponentError
-from harness.training import TrainConfig
-from harness.typed_config import build_dataclass, read_yaml_file
+from latentbench.errors import ConfigError, UnknownComponentError
+from latentbench.training import TrainConfig
+from latentbench.typed_config import build_dataclass, read_yaml_file
 
 
 @dataclass
@@ -98,7 +98,7 @@ def parse_run_config(data: dict[str, Any], source: str = "config") -> RunConfig:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    data = read_yaml_file(path, "pass the path of a YAML run config (see configs/quickstart.yaml)")
+    data = read_yaml_file(path, "pass the path of a YAML run config (e.g. the shipped quickstart)")
     return parse_run_config(data, source=Path(path).name)
 
 

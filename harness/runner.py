@@ -19,18 +19,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness import __version__
-from harness.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint, sha256_file
-from harness.data import DatasetConfig, Split
-from harness.errors import LatentBenchError, NonFiniteError
-from harness.metric import MetricContext
-from harness.plugins import Registry, get_registry
-from harness.provenance import provenance
-from harness.runconfig import RunConfig, apply_protocol, validate_run_config
-from harness.seeding import component_generator, derive_seed
-from harness.store import ResultStore, cell_key
-from harness.training import TrainConfig, train, training_metadata
-from harness.typed_config import build_dataclass, to_plain
+from latentbench import __version__
+from latentbench.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint, sha256_file
+from latentbench.data import DatasetConfig, Split
+from latentbench.errors import LatentBenchError, NonFiniteError
+from latentbench.metric import MetricContext
+from latentbench.registry import Registry, get_registry
+from latentbench.provenance import provenance
+from latentbench.runconfig import RunConfig, apply_protocol, validate_run_config
+from latentbench.seeding import component_generator, derive_seed
+from latentbench.store import ResultStore, cell_key
+from latentbench.training import TrainConfig, train, training_metadata
+from latentbench.typed_config import build_dataclass, to_plain
 
 
 @dataclass
@@ -79,7 +79,6 @@ class Runner:
         self.cache_dir = Path(self.cfg.cache_dir) if self.cfg.cache_dir else self.out / "cache"
         self.store_path = self.out / "results.sqlite"
         self._data: dict[str, Split] = {}
-        self._classifier = None
         #: per (model, attack, budget): shared between that triple's cells (e.g. cached attack pairs)
         self._shared: dict[tuple, dict[str, Any]] = {}
         self.dataset_plugin = self.registry.dataset(self.cfg.dataset.name)(
@@ -156,25 +155,16 @@ class Runner:
                                         key=cell_key(spec), spec=spec))
         return out
 
-    def classifier(self):
-        """The harness's per-dataset classifier (trained once, cached as safetensors)."""
-        if self._classifier is None:
-            from harness.domain_models import domain_classifier
-
-            tr = self.split("train")
-            self._classifier = domain_classifier(self.cfg.dataset.name, tr, self.dataset_plugin.num_classes,
-                                                 self.cache_dir, self.cfg.seed, self.device)
-        return self._classifier
-
     def _context(self, pm: PreparedModel, cell: Cell) -> MetricContext:
         ev = self.split(self.cfg.dataset.eval_split).to(self.device)
         gen = component_generator(self.cfg.seed, "cell", cell.model, cell.attack, cell.budget, cell.metric)
         ctx = MetricContext(model=pm.model, x=ev.x, y=ev.y, dataset=self.cfg.dataset.name, device=self.device,
                             generator=gen, seed=self.cfg.seed, num_classes=self.dataset_plugin.num_classes,
-                            cache_dir=self.cache_dir, trials=self.cfg.trials, classifier=self.classifier,
+                            cache_dir=self.cache_dir, trials=self.cfg.trials,
                             attack_name=cell.attack_plugin)
         mcls = self.registry.metric(cell.metric_plugin)
-        if "train_data" in mcls.needs:
+        # a metric that needs a classifier trains (or reloads) its own from the training split
+        if {"train_data", "classifier"} & mcls.needs:
             tr = self.split("train").to(self.device)
             ctx.train_x, ctx.train_y = tr.x, tr.y
         if cell.attack_plugin:
@@ -203,7 +193,7 @@ class Runner:
 
     # -- run ----------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        from harness.report import write_outputs
+        from latentbench.report import write_outputs
 
         summary = RunSummary()
         self.out.mkdir(parents=True, exist_ok=True)

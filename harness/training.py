@@ -10,10 +10,10 @@ from typing import Any, Optional
 import torch
 from tqdm.auto import tqdm
 
-from harness.data import Split
-from harness.errors import NonFiniteError
-from harness.model import Autoencoder
-from harness.seeding import component_generator, seed_everything
+from latentbench.data import Split
+from latentbench.errors import NonFiniteError
+from latentbench.model import Autoencoder
+from latentbench.seeding import component_generator, seed_everything
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -115,7 +115,7 @@ def _batches(data: Split, bs: int, generator: torch.Generator, device: torch.dev
 
 
 def training_metadata(model: Autoencoder, dataset: str, config: TrainConfig, result: TrainResult) -> dict[str, Any]:
-    from harness.provenance import provenance
+    from latentbench.provenance import provenance
 
     return {"dataset": dataset, "train_config": config.__dict__, "train_seconds": result.seconds,
             "steps": result.steps, "final_losses": result.final, "history": result.history,

@@ -9,15 +9,34 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, suggest
+from latentbench.errors import ConfigError, suggest
+
+
+#: example configs shipped inside the package (``latentbench run quickstart``)
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A path to a YAML file, or the name of a config shipped with LatentBench (``quickstart``,
+    ``train_vae_digits``, ...), so the examples work outside a source checkout."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and len(p.parts) == 1 and (SHIPPED_CONFIGS / f"{p}.yaml").exists():
+        return SHIPPED_CONFIGS / f"{p}.yaml"
+    return p
 
 
 def read_yaml_file(path: str | Path, missing_hint: str | None = None, mapping_hint: str | None = None) -> Any:
-    """Parse a user's YAML file; every failure names the file and the fix. With ``mapping_hint``
-    the top level must be a mapping (an empty file reads as ``{}``) and the hint says what it holds."""
-    p = Path(path)
+    """Parse a user's YAML file (or a shipped config by name); every failure names the file and the
+    fix. With ``mapping_hint`` the top level must be a mapping (an empty file reads as ``{}``) and
+    the hint says what it holds."""
+    p = resolve_config_path(path)
     if not p.exists():
-        raise ConfigError(str(p), "file not found", missing_hint)
+        shipped = f"; or the name of a shipped config: {', '.join(shipped_configs())}"
+        raise ConfigError(str(p), "file not found", (missing_hint or "pass the path of a YAML file") + shipped)
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

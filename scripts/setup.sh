@@ -13,7 +13,7 @@ fi
 # pip skips both quickly when they are already installed.
 "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 | grep -v "^WARNING: Location" || true
-"$VENV/bin/python" -c "import harness, torch, torchvision, cleanfid, pytorch_msssim" \
+"$VENV/bin/python" -c "import latentbench, torch, torchvision, cleanfid, pytorch_msssim" \
   || { echo "setup: installation failed" >&2; exit 1; }
 # Debian packages: Fashion-MNIST (the Fashion-MNIST protocol and some tests) and headless Chromium
 # (the leaderboard page test). Without root or apt they are skipped and so are the tests that need them.

@@ -1,20 +1,24 @@
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "core"))
 # Tests run on the CPU with a fixed thread count so timings and numbers are repeatable.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(scope="session")
+def registry():
+    """The installed registry: built-in plugins plus whatever the environment has installed."""
+    from latentbench.registry import get_registry
+
+    return get_registry()
+
+
 @pytest.fixture
 def toy_registry():
-    import toy
+    """The registry with the toy model, attack and metric of ``tests/harness/toy_plugin.py``."""
+    from latentbench.registry import load_registry
+    from tests.harness import toy_plugin
 
-    from harness.plugins import load_registry
-
-    return load_registry(extra_plugins=[toy])
+    return load_registry(extra_plugins=[toy_plugin])

@@ -17,12 +17,12 @@ checkpoint and checks every number against the protocol's stated tolerances; sub
 from the comparison, not by hand; nothing needs the network.
 """
 
-from harness.leaderboard.render import (build_tables, columns_for, fmt, headline, render_html,
+from latentbench.leaderboard.render import (build_tables, columns_for, fmt, headline, render_html,
                                         render_markdown, render_tree, table_id)
-from harness.leaderboard.schema import SCHEMA_PATH, load_schema, schema_errors
-from harness.leaderboard.validate import (checkpoint_errors, duplicate_errors, entry_files,
+from latentbench.leaderboard.schema import SCHEMA_PATH, load_schema, schema_errors
+from latentbench.leaderboard.validate import (checkpoint_errors, duplicate_errors, entry_files,
                                           expected_cells, protocol_errors, range_errors, validate_tree)
-from harness.leaderboard.verify import VerifyReport, compare_numbers, verify_entry, within
+from latentbench.leaderboard.verify import VerifyReport, compare_numbers, verify_entry, within
 
 __all__ = ["SCHEMA_PATH", "VerifyReport", "build_tables", "checkpoint_errors", "columns_for", "compare_numbers",
            "duplicate_errors", "entry_files", "expected_cells", "fmt", "headline", "load_schema", "protocol_errors",

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from harness.errors import LatentBenchError
-from harness.leaderboard.validate import validate_tree
+from latentbench.errors import LatentBenchError
+from latentbench.leaderboard.validate import validate_tree
 
 PAIR_LABELS = {"target_vs_adv_recon": "(x_t, x~_a)", "recon_vs_adv_recon": "(x~_r, x~_a)"}
 METRIC_LABELS = {"ms_ssim": "MS-SSIM", "l2_distance": "L2"}
@@ -108,7 +108,7 @@ class Table:
 
 
 def build_tables(entries: list[dict], registry=None) -> list[Table]:
-    from harness.plugins import get_registry
+    from latentbench.registry import get_registry
 
     registry = registry or get_registry()
     by_proto: dict[str, list[dict]] = {}
@@ -266,7 +266,7 @@ def render_tree(directory: str | Path = "leaderboard", markdown: str | None = No
     tables = build_tables([le.data for le in loaded], registry)
     d = Path(directory)
     md_path, html_path = Path(markdown or d / "LEADERBOARD.md"), Path(html_out or d / "index.html")
-    from harness.plugins import get_registry
+    from latentbench.registry import get_registry
 
     reg = registry or get_registry()
     shown = {t.protocol.name for t in tables}

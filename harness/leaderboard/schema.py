@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import LatentBenchError
+from latentbench.errors import LatentBenchError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "leaderboard" / "schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema.json"
 
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),

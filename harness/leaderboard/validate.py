@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.checkpoint import WEIGHTS_FILE, sha256_file
-from harness.errors import LatentBenchError
-from harness.leaderboard.schema import _TYPES, load_schema, schema_errors
+from latentbench.checkpoint import WEIGHTS_FILE, sha256_file
+from latentbench.errors import LatentBenchError
+from latentbench.leaderboard.schema import _TYPES, load_schema, schema_errors
 
 #: (metric, value-key regex, low, high): the range a metric value must lie in. MS-SSIM as computed
 #: here ReLUs every scale (pytorch-msssim), so it lies in [0, 1]; accuracies are shares.
@@ -138,13 +138,13 @@ def validate_tree(directory: str | Path = "leaderboard", registry=None,
                   schema: dict | None = None) -> tuple[list[str], list[LoadedEntry]]:
     """Validate every ``<dir>/<protocol>/<name>.json``. Returns ('<file>: <field>: <problem>' errors,
     the entries that parsed)."""
-    from harness.plugins import get_registry
+    from latentbench.registry import get_registry
 
     registry = registry or get_registry()
     d = Path(directory)
     if not d.is_dir():
         raise LatentBenchError(f"leaderboard folder {d} does not exist; pass the folder holding <protocol>/<entry>.json files")
-    schema = schema or load_schema(d / "schema.json" if (d / "schema.json").exists() else None)
+    schema = schema or load_schema()
     repo_root = d.resolve().parent
     errors: list[str] = []
     loaded: list[LoadedEntry] = []

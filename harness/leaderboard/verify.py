@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.checkpoint import WEIGHTS_FILE, sha256_file
-from harness.errors import LatentBenchError
-from harness.leaderboard.schema import load_schema, schema_errors
-from harness.leaderboard.validate import _cell
+from latentbench.checkpoint import WEIGHTS_FILE, sha256_file
+from latentbench.errors import LatentBenchError
+from latentbench.leaderboard.schema import load_schema, schema_errors
+from latentbench.leaderboard.validate import _cell
 
 @dataclass
 class Difference:
@@ -100,8 +100,8 @@ def verify_entry(entry_path: str | Path, checkpoint: str | None = None, device: 
     """Re-run the entry's protocol on its checkpoint and compare every number with the protocol's
     tolerances. With ``write``, store the maintainers' numbers under ``reproduced`` and set
     ``unreliable`` when they do not match."""
-    from harness.benchmark import BenchmarkRequest, evaluate
-    from harness.plugins import get_registry
+    from latentbench.benchmark import BenchmarkRequest, evaluate
+    from latentbench.registry import get_registry
 
     registry = registry or get_registry()
     p = Path(entry_path)

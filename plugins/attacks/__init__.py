@@ -1,13 +1,13 @@
 """Built-in attacks (SPEC §2). Each module holds one attack and its typed config; ``solvers`` holds
 the batched-restart PGD / L-BFGS-B machinery they share."""
 
-from harness import hookimpl
-from plugins.attacks.downstream_pgd import DownstreamPGD, DownstreamPGDConfig
-from plugins.attacks.eigendirection import EigendirectionAttack, EigendirectionConfig
-from plugins.attacks.fgsm_latent import FGSMLatent, FGSMLatentConfig, fgsm_latent_perturb
-from plugins.attacks.latent_space import LatentSpaceAttack, LatentSpaceConfig
-from plugins.attacks.max_damage import MaxDamageAttack, MaxDamageConfig
-from plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
+from latentbench import hookimpl
+from latentbench.plugins.attacks.downstream_pgd import DownstreamPGD, DownstreamPGDConfig
+from latentbench.plugins.attacks.eigendirection import EigendirectionAttack, EigendirectionConfig
+from latentbench.plugins.attacks.fgsm_latent import FGSMLatent, FGSMLatentConfig, fgsm_latent_perturb
+from latentbench.plugins.attacks.latent_space import LatentSpaceAttack, LatentSpaceConfig
+from latentbench.plugins.attacks.max_damage import MaxDamageAttack, MaxDamageConfig
+from latentbench.plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
 
 ATTACKS = [PGDWasserstein, FGSMLatent, LatentSpaceAttack, MaxDamageAttack, DownstreamPGD, EigendirectionAttack]
 

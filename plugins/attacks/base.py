@@ -7,9 +7,9 @@ from typing import Callable, Sequence
 
 from torch import Tensor
 
-from harness.attack import Attack, AttackConfig
-from harness.perturbation import PGDOutput
-from plugins.attacks.solvers import SOLVERS, check_finite, run_lbfgsb, run_pgd
+from latentbench.attack import Attack, AttackConfig
+from latentbench.perturbation import PGDOutput
+from latentbench.plugins.attacks.solvers import SOLVERS, check_finite, run_lbfgsb, run_pgd
 
 
 def check_common(cfg: AttackConfig) -> None:
@@ -22,7 +22,7 @@ def check_common(cfg: AttackConfig) -> None:
 @dataclass
 class SolverAttackConfig(AttackConfig):
     """Adds ``solver``: ``"pgd"`` (batched-restart PGD) or ``"lbfgsb"`` (scipy L-BFGS-B, see
-    :func:`plugins.attacks.solvers.run_lbfgsb`; ``steps`` is then its iteration budget and
+    :func:`latentbench.plugins.attacks.solvers.run_lbfgsb`; ``steps`` is then its iteration budget and
     ``step_size`` is unused)."""
 
     solver: str = "pgd"

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.attack import AttackConfig, AttackResult
-from plugins.attacks.base import SolverAttack, check_common, encode_mean
-from plugins.attacks.solvers import check_finite, run_pgd
+from latentbench.attack import AttackConfig, AttackResult
+from latentbench.plugins.attacks.base import SolverAttack, check_common, encode_mean
+from latentbench.plugins.attacks.solvers import check_finite, run_pgd
 
 
 @dataclass

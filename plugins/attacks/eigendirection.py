@@ -9,10 +9,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from harness.attack import Attack, AttackConfig, AttackResult
-from plugins.attacks.base import check_common, encode_mean
-from plugins.attacks.solvers import check_finite
-from plugins.common.spectral import pullback_spectrum
+from latentbench.attack import Attack, AttackConfig, AttackResult
+from latentbench.plugins.attacks.base import check_common, encode_mean
+from latentbench.plugins.attacks.solvers import check_finite
+from latentbench.plugins._common.spectral import pullback_spectrum
 
 MODES = ("budget", "paper")
 
@@ -61,7 +61,7 @@ class EigendirectionConfig(AttackConfig):
 
 
 class EigendirectionAttack(Attack):
-    """Step along +-v_k, the top eigenvectors of G_x from :func:`plugins.common.spectral.pullback_spectrum`.
+    """Step along +-v_k, the top eigenvectors of G_x from :func:`latentbench.plugins._common.spectral.pullback_spectrum`.
 
     Objective reported (maximised): the latent change ||mu(x_adv) - mu(x)||_2 of the kept candidate.
     ``extra``: ``eigenvalues`` (B, r); ``direction`` (B,) index k and ``sign`` (B,) of the kept step.

@@ -8,10 +8,10 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from harness.attack import Attack, AttackConfig, AttackResult
-from harness.perturbation import ascent_direction, project, random_start, repeat_batch
-from plugins.attacks.base import check_common
-from plugins.attacks.solvers import check_finite, restart_starts
+from latentbench.attack import Attack, AttackConfig, AttackResult
+from latentbench.perturbation import ascent_direction, project, random_start, repeat_batch
+from latentbench.plugins.attacks.base import check_common
+from latentbench.plugins.attacks.solvers import check_finite, restart_starts
 
 #: Wong et al.'s fast-FGSM step relative to the budget (003 §5.3.2 follows them)
 STEP_FACTOR = 1.25

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from harness.attack import AttackResult
-from plugins.attacks.base import SolverAttackConfig, SolverAttack, encode_mean
+from latentbench.attack import AttackResult
+from latentbench.plugins.attacks.base import SolverAttackConfig, SolverAttack, encode_mean
 
 
 @dataclass

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from plugins.attacks.base import SolverAttack, check_common
-from harness.attack import AttackConfig, AttackResult
-from plugins.common.gaussians import posterior_distance
+from latentbench.plugins.attacks.base import SolverAttack, check_common
+from latentbench.attack import AttackConfig, AttackResult
+from latentbench.plugins._common.gaussians import posterior_distance
 
 DISTANCES = ("w2", "w2_gamma")
 

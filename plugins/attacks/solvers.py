@@ -1,8 +1,8 @@
-"""Solvers shared by the built-in attacks: batched-restart PGD (through harness.perturbation) and a
+"""Solvers shared by the built-in attacks: batched-restart PGD (through latentbench.perturbation) and a
 batched L-BFGS-B (scipy) whose every evaluated point is feasible.
 
 Restarts are an extra batch dimension (R*B rows, restart-major). Each restart's start is drawn with
-its own call to :func:`harness.perturbation.random_start`, so restart r starts from the same point
+its own call to :func:`latentbench.perturbation.random_start`, so restart r starts from the same point
 whatever the number of restarts: more restarts can never return a worse point than one start with
 the same seed.
 """
@@ -17,8 +17,8 @@ import torch
 from scipy.optimize import Bounds, minimize
 from torch import Tensor
 
-from harness.errors import NonFiniteError
-from harness.perturbation import PGDOutput, pgd, project, random_start, repeat_batch
+from latentbench.errors import NonFiniteError
+from latentbench.perturbation import PGDOutput, pgd, project, random_start, repeat_batch
 
 SOLVERS = ("pgd", "lbfgsb")
 
@@ -48,7 +48,7 @@ def check_finite(attack: str, values: Tensor) -> None:
 def run_pgd(objective: Callable[..., Tensor], x: Tensor, *, eps: float, norm: str, steps: int,
             step_size: float | None, restarts: int, random_init: bool, generator: torch.Generator | None,
             context: Sequence[Tensor] = (), maximize: bool = True, keep_best: bool = True) -> PGDOutput:
-    """harness.perturbation.pgd with per-restart random starts and the default step size."""
+    """latentbench.perturbation.pgd with per-restart random starts and the default step size."""
     init = restart_starts(x, eps, norm, restarts, random_init, generator)
     return pgd(objective, x, eps, norm, steps, default_step_size(eps, steps, step_size), restarts=restarts,
                random_init=False, generator=generator, context=context, maximize=maximize,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.data import DatasetPlugin, Split
-from harness.seeding import component_generator
+from latentbench.data import DatasetPlugin, Split
+from latentbench.seeding import component_generator
 
 
 class Digits(DatasetPlugin):

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.errors import LatentBenchError
-from harness.metric import Metric, MetricConfig, MetricContext, MetricResult
-from harness.seeding import component_generator
-from plugins.metrics.image_pairs import draw_targets
-from plugins.metrics.summary import as_numpy, describe
+from latentbench.errors import LatentBenchError
+from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.seeding import component_generator
+from latentbench.plugins.metrics._image_pairs import draw_targets
+from latentbench.plugins.metrics._summary import as_numpy, describe
 
 
 @dataclass

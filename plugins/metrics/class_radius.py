@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harness.errors import LatentBenchError
-from harness.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.errors import LatentBenchError
+from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
 
 
 @dataclass
@@ -167,7 +167,7 @@ def class_radius_per_sample(decode: Callable[[Tensor], Tensor], classify: Callab
 
 def grid_logits(n: int) -> Callable[[Tensor], Tensor]:
     """Nearest-mode rule of the 2D grid as logits -||x - m_k||^2 (argmax = nearest mode, differentiable)."""
-    from plugins.datasets.grid2d import grid_means
+    from latentbench.plugins.datasets.grid2d import grid_means
 
     def f(x: Tensor) -> Tensor:
         m = grid_means(n).to(x.device, x.dtype)
@@ -199,11 +199,18 @@ class ClassRadius(Metric):
             if (2 * n + 1) ** 2 != k:
                 raise LatentBenchError(f"grid2d has (2n+1)^2 classes; num_classes={k} is not of that form")
             return grid_logits(n), f"grid2d nearest-mode rule (n={n})"
-        if ctx.classifier is None:
+        if ctx.classifier is not None:
+            clf = ctx.classifier()
+        elif ctx.train_x is not None and ctx.train_y is not None and ctx.num_classes:
+            from latentbench.data import Split
+            from latentbench.plugins.metrics._domain_classifier import domain_classifier
+
+            clf = domain_classifier(ctx.dataset, Split(ctx.train_x, ctx.train_y), ctx.num_classes, ctx.cache_dir,
+                                    ctx.seed, ctx.device)
+        else:
             raise LatentBenchError(
-                f"class_radius needs a classifier for dataset '{ctx.dataset}': the runner provides the harness's "
-                f"domain classifier for labelled datasets, or pass ClassRadius(classifier=callable)")
-        clf = ctx.classifier()
+                f"class_radius needs a classifier for dataset '{ctx.dataset}': run it through the runner (which gives "
+                f"it the labelled training split for the domain classifier) or pass ClassRadius(classifier=callable)")
         if hasattr(clf, "eval"):
             clf.eval()
         return clf, getattr(clf, "latentbench_name", type(clf).__name__)

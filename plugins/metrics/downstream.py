@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.errors import LatentBenchError
-from harness.metric import Metric, MetricConfig, MetricContext, MetricResult
-from harness.seeding import component_generator, derive_seed
+from latentbench.errors import LatentBenchError
+from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.seeding import component_generator, derive_seed
 
 PROBES = ("linear", "mlp")
 
@@ -96,7 +96,7 @@ class DownstreamAdvAccuracy(Metric):
     source = "001 §4, 003 Table 5.7"
 
     def compute(self, ctx: MetricContext) -> MetricResult:
-        from harness.plugins import get_registry
+        from latentbench.registry import get_registry
 
         cfg = self.config
         if ctx.y is None or ctx.train_x is None or ctx.train_y is None:

@@ -13,7 +13,7 @@ different extractors are never comparable):
   torch's bicubic antialiased interpolation (clean-fid resizes with PIL bicubic; close, not
   bit-identical), grey images are repeated to 3 channels, scaled to [0, 255].
 - ``domain``: the penultimate layer of the harness's per-dataset classifier (ctx.classifier(), or
-  one trained from ctx.train_x/train_y through harness.domain_models).
+  one trained from ctx.train_x/train_y through latentbench.plugins.metrics._domain_classifier).
 - ``auto`` (default): Inception when its weights are found, else the domain extractor.
 
 Generated images: ``model.sample(n_samples, generator=ctx.generator)`` in batches; real images: ctx.x
@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.errors import LatentBenchError
-from harness.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.errors import LatentBenchError
+from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
 
 ENV_INCEPTION = "LATENTBENCH_INCEPTION_WEIGHTS"
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -128,12 +128,12 @@ class FID(Metric):
             net = ctx.classifier()
             if not hasattr(net, "features"):
                 raise LatentBenchError("the harness classifier has no 'features' method to use as FID features")
-            from harness.domain_models import DomainFeatureExtractor
+            from latentbench.plugins.metrics._domain_classifier import DomainFeatureExtractor
 
             return DomainFeatureExtractor(net, getattr(net, "latentbench_name", type(net).__name__))
         if ctx.train_x is not None and ctx.train_y is not None and ctx.num_classes:
-            from harness.data import Split
-            from harness.domain_models import domain_feature_extractor
+            from latentbench.data import Split
+            from latentbench.plugins.metrics._domain_classifier import domain_feature_extractor
 
             return domain_feature_extractor(ctx.dataset, Split(ctx.train_x, ctx.train_y), ctx.num_classes,
                                             ctx.cache_dir, ctx.seed, ctx.device)

@@ -1,6 +1,6 @@
 """MS-SSIM and L2 distance over the image pairs of an attack (003 §5.4.3, Fig. 5.7; SPEC §3).
 
-For each pair type (see :mod:`plugins.metrics.image_pairs`) the result holds ``<pair>_mean`` (mean
+For each pair type (see :mod:`latentbench.plugins.metrics._image_pairs`) the result holds ``<pair>_mean`` (mean
 over trials of the per-trial mean), ``<pair>_std`` (population std over trials of those means, the
 spread the thesis reports across trials) and the per-sample values of every trial
 (trials * images_per_trial) in ``per_sample[<pair>]``.
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harness.metric import Metric, MetricContext, MetricResult
-from plugins.metrics.image_pairs import PairsConfig, attack_pairs
-from plugins.metrics.msssim_config import ms_ssim_pairs, setup_for_size
+from latentbench.metric import Metric, MetricContext, MetricResult
+from latentbench.plugins.metrics._image_pairs import PairsConfig, attack_pairs
+from latentbench.plugins.metrics._msssim import ms_ssim_pairs, setup_for_size
 
 
 @dataclass

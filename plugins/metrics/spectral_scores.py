@@ -4,7 +4,7 @@ Both metrics take ``curved`` in their config: False uses the flat latent metric 
 the paper's main results), True the decoder-curved G_z = J_g^T J_g of App. B. We chose one config
 flag over separate ``decoder_curved_*`` names so one plugin owns each score; the flag is part of the
 result's config and of its value names (``spectral_radius`` vs ``curved_spectral_radius``).
-The eigenvalues come from :func:`plugins.common.spectral.pullback_spectrum` (Gram trick, never the
+The eigenvalues come from :func:`latentbench.plugins._common.spectral.pullback_spectrum` (Gram trick, never the
 N x N matrix).
 """
 
@@ -15,9 +15,9 @@ from typing import Optional
 
 import torch
 
-from harness.metric import Metric, MetricConfig, MetricContext, MetricResult
-from plugins.common.spectral import pullback_spectrum, von_neumann_entropy
-from plugins.metrics.summary import as_numpy, describe
+from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_entropy
+from latentbench.plugins.metrics._summary import as_numpy, describe
 
 NORMALIZATIONS = ("trace", "max")
 

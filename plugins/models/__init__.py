@@ -1,15 +1,18 @@
-"""Built-in models. Each module lists its classes in ``MODELS``; the hook collects them."""
+"""Built-in models: one module per model family, each class with its typed config beside it."""
 
-import importlib
+from latentbench import hookimpl
+from latentbench.plugins.models.beta_tcvae import BetaTCVAE
+from latentbench.plugins.models.gan import GAN
+from latentbench.plugins.models.gmm_dae import GMMDAE
+from latentbench.plugins.models.lc_vae import LCVAE
+from latentbench.plugins.models.mixup_vae import MixupVAE
+from latentbench.plugins.models.robust_dae import RobustDAE, RobustGMMDAE
+from latentbench.plugins.models.smooth_encoder import SmoothEncoder
+from latentbench.plugins.models.vae import VAE, BetaVAE
 
-from harness import hookimpl
-
-MODULES = ("vae", "mixup_vae", "smooth_encoder", "lc_vae", "beta_tcvae", "gan", "gmm_dae", "robust_dae")
+MODELS = [VAE, BetaVAE, MixupVAE, SmoothEncoder, LCVAE, BetaTCVAE, GAN, GMMDAE, RobustGMMDAE, RobustDAE]
 
 
 @hookimpl
 def latentbench_models():
-    out = []
-    for name in MODULES:
-        out += importlib.import_module(f"plugins.models.{name}").MODELS
-    return out
+    return list(MODELS)

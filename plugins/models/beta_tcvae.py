@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from plugins.models.vae import VAE, VAEConfig
+from latentbench.plugins.models.vae import VAE, VAEConfig
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -110,7 +110,7 @@ class BetaTCVAE(VAE):
         n = self.dataset_size
         if n is None:
             raise ValueError("beta_tcvae needs the training-set size N for minibatch-weighted sampling: set "
-                             "dataset_size in the model config, or train with harness.training.train, "
+                             "dataset_size in the model config, or train with latentbench.training.train, "
                              "which counts it in on_train_start")
         t = self.elbo_terms(x)
         d = tc_decomposition(t["z"], t["mean"], t["std"], n)
@@ -119,6 +119,3 @@ class BetaTCVAE(VAE):
         loss = nll + c.alpha * mi + c.beta * tc + c.gamma * dwkl
         kl = t["kl"].mean()
         return {"loss": loss, "nll": nll, "kl": kl, "elbo": -(nll + kl), "mi": mi, "tc": tc, "dwkl": dwkl}
-
-
-MODELS = [BetaTCVAE]

@@ -8,7 +8,7 @@ log D(x_f)"):
 
 ``decode(z)`` is the generator and ``sample(n)`` draws z ~ N(0, I); a GAN has no encoder, so
 ``encode`` raises. Class radius (002 Def. 2.5) on these generators uses the nearest-mode classifier
-(``plugins.datasets.grid2d.nearest_mode``).
+(``latentbench.plugins.datasets.grid2d.nearest_mode``).
 
 The generic trainer takes ONE optimiser step on ``loss()`` per batch, so ``loss`` returns
 L_D + L_G built so that D's parameters get gradients only from L_D and G's only from L_G: the fake
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from harness.model import Autoencoder, LatentGaussian
-from plugins.models.backbones import NetConfig, make_decoder, make_encoder
+from latentbench.model import Autoencoder, LatentGaussian
+from latentbench.plugins.models._backbones import NetConfig, make_decoder, make_encoder
 
 
 @dataclass
@@ -118,6 +118,3 @@ class GAN(Autoencoder):
         g_logit = self._discriminate_frozen(fake)
         g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))
         return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss}
-
-
-MODELS = [GAN]

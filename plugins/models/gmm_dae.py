@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.model import Autoencoder, LatentGaussian
-from plugins.models.backbones import NetConfig, make_decoder, make_encoder
-from plugins.models.gmm_prior import GMMPrior
-from plugins.models.latent_losses import covariance_loss, estimate_loss_weights, ks_loss
+from latentbench.model import Autoencoder, LatentGaussian
+from latentbench.plugins.models._backbones import NetConfig, make_decoder, make_encoder
+from latentbench.plugins.models._gmm_prior import GMMPrior
+from latentbench.plugins.models._latent_losses import covariance_loss, estimate_loss_weights, ks_loss
 
 SOURCE_GMM_DAE = "003 (Saseendran thesis) §4.3, eqs. 4.5-4.10; architecture Table 4.6"
 
@@ -186,6 +186,3 @@ class GMMDAE(RegularizedDAE):
         rec = self.reconstruction_loss(self.decode(z), x)
         ks, cv = self.regularizers(z)
         return {"loss": self.weighted_total(rec, ks, cv), "rec": rec, "ks": ks, "cv": cv}
-
-
-MODELS = [GMMDAE]

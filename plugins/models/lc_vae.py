@@ -11,7 +11,7 @@ every optimiser step (``on_train_step_end``), following Arjovsky et al. (2017).
 Defaults (SPEC §1, 002 §4.2): lambda = 30, c = 0.3, latent 10, conv encoder 128-256-512-1024,
 kernel 4, stride 2, BatchNorm, ReLU (Table 1), Adam 1e-3; the paper trains with batch 300 for 20
 epochs (set those in the training config). The conv backbone uses as many of the four stages as the
-image size allows (see ``plugins.models.backbones``).
+image size allows (see ``latentbench.plugins.models._backbones``).
 
 Choices SPEC leaves open:
 - f is the encoder mean (the "encoding" of 002 §4.1); its std is left free.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from plugins.models.vae import VAE, VAEConfig
+from latentbench.plugins.models.vae import VAE, VAEConfig
 
 
 @dataclass
@@ -88,6 +88,3 @@ class LCVAE(VAE):
 
     def on_train_step_end(self) -> None:
         self.clip_encoder()
-
-
-MODELS = [LCVAE]

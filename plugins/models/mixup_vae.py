@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from plugins.models.vae import VAE, VAEConfig
+from latentbench.plugins.models.vae import VAE, VAEConfig
 
 
 @dataclass
@@ -90,6 +90,3 @@ class MixupVAE(VAE):
         out.update(mixup_encoder=enc, mixup_decoder=dec)
         out["loss"] = nll + kl + self.config.mixup_weight * (enc + dec)
         return out
-
-
-MODELS = [MixupVAE]

@@ -4,7 +4,7 @@ Training step on a batch x (003 eq. 5.6 / 004 eq. 9):
 
 1. adversarial inputs x_adv inside the L-inf ball eps around x that push the code away from z = f(x)
    (003 eq. 5.1): one fast-FGSM step (``fgsm_latent_perturb``, uniform start, step 1.25 eps) or, for
-   the PGD-trained variant of 004's ablation, ``harness.perturbation.pgd`` on the same objective;
+   the PGD-trained variant of 004's ablation, ``latentbench.perturbation.pgd`` on the same objective;
 2. z = f(x), z_adv = f(x_adv);
 3. lambda_REC * MSE(x, g(z + e)), e ~ N(0, s^2 I) latent noise **in training mode only**;
 4. lambda_KS * L^adv_KS(z, z_adv) (eq. 5.4: 2/3 augmented KS + 1/3 two-point KS);
@@ -37,11 +37,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from harness.perturbation import pgd
-from plugins.attacks.fgsm_latent import fgsm_latent_perturb
-from plugins.models.gmm_dae import RegularizedDAE, RegularizedDAEConfig, validate_gmm_fields
-from plugins.models.gmm_prior import GMMPrior
-from plugins.models.latent_losses import adversarial_ks, coupled_covariance_loss
+from latentbench.perturbation import pgd
+from latentbench.plugins.attacks.fgsm_latent import fgsm_latent_perturb
+from latentbench.plugins.models.gmm_dae import RegularizedDAE, RegularizedDAEConfig, validate_gmm_fields
+from latentbench.plugins.models._gmm_prior import GMMPrior
+from latentbench.plugins.models._latent_losses import adversarial_ks, coupled_covariance_loss
 
 ADVERSARIES = ("fgsm", "pgd")
 
@@ -178,6 +178,3 @@ class RobustGMMDAE(RobustDAE):
 
     def make_prior(self, config) -> GMMPrior:
         return GMMPrior.one_hot(config.n_modes, config.latent_dim, config.mode_scale, config.mode_std)
-
-
-MODELS = [RobustGMMDAE, RobustDAE]

@@ -1,6 +1,6 @@
 """Smooth Encoder, SE (001 §3 algorithm, §3.1, App. B.2, App. C; SPEC §1).
 
-For each x a fictive x' is selected by the PGD-Wasserstein attack (``plugins.attacks.pgd_wasserstein``,
+For each x a fictive x' is selected by the PGD-Wasserstein attack (``latentbench.plugins.attacks.pgd_wasserstein``,
 L-inf radius 0.1, L = 20 steps: 001 §3.1 "selection radius" and "selection iteration budget"), and
 the SE-ELBO (App. C)
 
@@ -23,7 +23,7 @@ Choices SPEC leaves open:
   It runs with the model in eval mode (``Attack.__call__``) from a random start drawn from the global
   RNG (seeded by the trainer); x' is a constant for the gradient step.
 - ``selection: random`` is the control of 001 §4 / App. C.1 Fig. 7(a): x' is a uniformly random
-  point of the selection ball (``harness.perturbation.random_start``, then made feasible for the
+  point of the selection ball (``latentbench.perturbation.random_start``, then made feasible for the
   [0, 1] box) instead of the PGD-Wasserstein point. It is a property of the trained model, so it
   lives in the model's config; 001 says "from the unit ball" without a norm, and the option uses the
   same ball as the attack (``selection_eps``, ``selection_norm``).
@@ -42,10 +42,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from harness.perturbation import check_norm, random_start
-from plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
-from plugins.common.gaussians import w2_gamma_diag
-from plugins.models.vae import VAE, VAEConfig, check_images, reconstruction_nll
+from latentbench.perturbation import check_norm, random_start
+from latentbench.plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
+from latentbench.plugins._common.gaussians import w2_gamma_diag
+from latentbench.plugins.models.vae import VAE, VAEConfig, check_images, reconstruction_nll
 
 SELECTION_DISTANCES = ("w2", "w2_gamma")
 #: how x' is chosen: the PGD-Wasserstein attack (001 §3.1) or a uniform draw from the ball (001 Fig. 7a)
@@ -145,6 +145,3 @@ class SmoothEncoder(VAE):
         out = {k: v.mean() for k, v in t.items()}
         out["loss"] = -out["se_elbo"]
         return out
-
-
-MODELS = [SmoothEncoder]

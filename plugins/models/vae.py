@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.model import Autoencoder, LatentGaussian
-from plugins.common.gaussians import kl_diag_gaussian_std_normal
-from plugins.models.backbones import NetConfig, make_decoder, make_encoder
+from latentbench.model import Autoencoder, LatentGaussian
+from latentbench.plugins._common.gaussians import kl_diag_gaussian_std_normal
+from latentbench.plugins.models._backbones import NetConfig, make_decoder, make_encoder
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 STD_PARAMS = ("logvar", "softplus")
@@ -161,6 +161,3 @@ class BetaVAE(VAE):
     @property
     def beta(self) -> float:
         return float(self.config.beta)
-
-
-MODELS = [VAE, BetaVAE]

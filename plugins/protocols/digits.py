@@ -10,7 +10,7 @@ images, and why:
   norm 3.9 (min 3.2) and the mean distance between two test images is 3.0, so {0.25, 0.5, 1.0}
   covers the same relative range (6%-26% of the norm) without letting the budget reach another
   digit outright.
-- Evaluation subset: 300 of the 359 test images, drawn once from seed 0 (harness.data.Split.subset),
+- Evaluation subset: 300 of the 359 test images, drawn once from seed 0 (latentbench.data.Split.subset),
   so every entry is computed on the same images. Pair metrics draw 50 images x 5 trials from it
   (a new draw and new targets every trial, SPEC §4/§6).
 - Attack solver: PGD-L2 with 50 steps and 2 restarts instead of 200 x 10: on 64-dimensional inputs
@@ -25,7 +25,7 @@ images, and why:
 
 from __future__ import annotations
 
-from harness.protocol import Protocol
+from latentbench.protocol import Protocol
 
 PAIRS = {"images_per_trial": 50, "trials": 5}
 SOLVER = {"steps": 50, "restarts": 2}

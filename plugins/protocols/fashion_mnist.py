@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from harness.protocol import Protocol
+from latentbench.protocol import Protocol
 
 SOLVER = {"steps": 200, "restarts": 10}
 PAIRS = {"images_per_trial": 100, "trials": 10}

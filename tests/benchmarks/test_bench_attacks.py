@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.model import Autoencoder, LatentGaussian, ModelConfig
-from plugins.attacks import ATTACKS
+from latentbench.model import Autoencoder, LatentGaussian, ModelConfig
+from latentbench.plugins.attacks import ATTACKS
 
 SHAPE = (1, 28, 28)
 B = 32

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
-from harness.model import Autoencoder, LatentGaussian, ModelConfig
-from plugins.common.spectral import pullback_spectrum, von_neumann_entropy
+from latentbench.model import Autoencoder, LatentGaussian, ModelConfig
+from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_entropy
 
 
 class MLPEncoderVAE(Autoencoder):

@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from latentbench.experiment import run_experiment
+
+
+def smoke_on_one_thread(name, out):
+    """Run one experiment at smoke size on one torch thread (tiny models gain nothing from a second
+    thread, and on a shared 2-core machine it thrashes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_experiment(name, "smoke", out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run_smoke(tmp_path_factory):
+    """Run experiments at smoke size once per module. Returns (out_dir, {name: result})."""
+
+    def run(*names):
+        out = tmp_path_factory.mktemp("repro")
+        return out, {n: smoke_on_one_thread(n, out) for n in names}
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def rerun_smoke():
+    """A second smoke run of one experiment into a given folder (for same-seed checks)."""
+    return smoke_on_one_thread
+
+
+@pytest.fixture(scope="session")
+def check_artifacts():
+    """What every experiment's run must leave behind: registered under its name, each figure a PNG of
+    real size in its folder, non-empty tables, findings that carry evidence, notes, and a results.json
+    / results.md that match the in-memory result. Returns the parsed results.json."""
+    import json
+
+    from latentbench.experiment import Finding, load_experiments
+
+    def check(out, name, res):
+        assert name in load_experiments()
+        folder = out / name
+        assert res.figures, "no figures"
+        for f in res.figures:
+            assert f.endswith(".png") and (folder / f.split("/")[-1]).stat().st_size > 1000, f
+        assert res.tables and all(rows for rows in res.tables.values())
+        assert res.findings and all(isinstance(f, Finding) and f.evidence for f in res.findings)
+        assert res.notes
+        payload = json.loads((folder / "results.json").read_text())
+        assert payload["experiment"] == name and len(payload["findings"]) == len(res.findings) and payload["notes"]
+        assert "![" in (folder / "results.md").read_text()
+        return payload
+
+    return check

@@ -1,0 +1,67 @@
+"""The built-in protocols: registered, SPEC §4 numbers for fashion-mnist-32-v1, every config buildable."""
+
+import math
+
+import pytest
+
+from latentbench.errors import UnknownComponentError
+from latentbench.runconfig import ModelSpec, RunConfig, apply_protocol, validate_run_config
+from latentbench.typed_config import build_dataclass
+
+
+def test_registered(registry):
+    assert {"digits-v1", "fashion-mnist-32-v1"} <= set(registry.names("protocol"))
+    for name in ("digits-v1", "fashion-mnist-32-v1"):
+        p = registry.protocol(name)
+        assert p.name.endswith("-v" + p.version) and p.description and p.source
+        assert p.tolerances["rel"] > 0 and p.tolerances["abs"] > 0
+
+
+def test_fashion_mnist_follows_spec_section_4(registry):
+    p = registry.protocol("fashion-mnist-32-v1")
+    assert p.dataset["name"] == "fashion-mnist" and p.dataset["image_size"] == 32 and p.dataset["eval_split"] == "test"
+    # geometry on the whole test split or a fixed subset of >= 1000 images
+    assert p.dataset.get("eval_subset") is None or p.dataset["eval_subset"] >= 1000
+    attacks = {a["name"]: a for a in p.attacks}
+    assert set(attacks) == {"latent_space", "max_damage"}
+    for a in attacks.values():
+        assert a["budgets"] == [1.0, 3.0, 5.0]
+        assert a["config"]["steps"] == 200 and a["config"]["restarts"] == 10
+    metrics = {m["plugin"]: m.get("config", {}) for m in p.metrics}
+    for pair in ("ms_ssim", "l2_distance"):
+        assert metrics[pair] == {"images_per_trial": 100, "trials": 10}
+    assert metrics["fid"]["n_samples"] == 10000
+    d = metrics["downstream_adv_accuracy"]
+    assert d["budgets"] == [0.01, 0.1, 0.2, 0.3] and d["steps"] == 100 and d["restarts"] == 10
+    assert {"spectral_radius", "vn_entropy"} <= set(metrics)
+
+
+def test_digits_budgets_are_the_same_fraction_of_image_norm(registry):
+    """digits-v1's lambdas are to 8x8 digits what 1/3/5 are to 32x32 Fashion-MNIST: compare the
+    budget / mean image L2 norm ratios computed from the data (not from the description)."""
+    from latentbench.data import DatasetConfig
+
+    x = registry.dataset("digits")(DatasetConfig()).load("test").x
+    norm = float(x.flatten(1).norm(dim=1).mean())
+    budgets = registry.protocol("digits-v1").attacks[0]["budgets"]
+    ratios = [b / norm for b in budgets]
+    assert 0.04 < ratios[0] and ratios[-1] < 0.35  # 6%..26% of the image norm
+    assert all(a["config"]["steps"] <= 50 for a in registry.protocol("digits-v1").attacks)
+
+
+@pytest.mark.parametrize("name", ["digits-v1", "fashion-mnist-32-v1"])
+def test_protocol_builds_a_valid_run_config(registry, name):
+    cfg = apply_protocol(RunConfig(protocol=name, models=[ModelSpec(name="m", plugin="vae")]), registry)
+    validate_run_config(cfg, registry)  # every plugin and config of the protocol exists and validates
+    p = registry.protocol(name)
+    assert cfg.seed == p.seed and cfg.trials == p.trials and cfg.dataset.name == p.dataset["name"]
+    for a in cfg.attacks:
+        acls = registry.attack(a.plugin)
+        for b in a.budgets:
+            c = build_dataclass(acls.config_class, {**a.config, "eps": b}, "x")
+            assert c.norm == "l2" and math.isclose(c.eps, b)
+
+
+def test_unknown_protocol_names_the_known_ones(registry):
+    with pytest.raises(UnknownComponentError, match="digits-v0"):
+        apply_protocol(RunConfig(protocol="digits-v0"), registry)
