@@ -14,7 +14,6 @@ import yaml
 
 from latentbench.errors import PluginError, UnknownComponentError
 from latentbench.registry import load_registry
-from tests import REPO_ROOT
 
 EXT_SOURCE = textwrap.dedent('''
     from dataclasses import dataclass
@@ -91,7 +90,7 @@ def cli(args, root: Path, env_extra=None, cwd=None):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]), **(env_extra or {})}
     env.pop("LATENTBENCH_STRICT_PLUGINS", None)
     return subprocess.run([sys.executable, "-m", "latentbench", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd or REPO_ROOT, timeout=300)
+                          cwd=cwd or root, timeout=300)  # outside the repository: only the installed package is importable
 
 
 @pytest.fixture
