@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -10,7 +10,7 @@ import yaml
 
 from latentbench.checkpoint import load_checkpoint, save_checkpoint
 from latentbench.cli import main
-from latentbench.errors import CheckpointError, ConfigError, LatentBenchError, UnknownComponentError
+from latentbench.errors import CheckpointError, ConfigError, UnknownComponentError
 from latentbench.runconfig import load_run_config, parse_run_config, validate_run_config
 
 

@@ -3,7 +3,6 @@ against the seed text, and the findings' verdicts on hand-made tables."""
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
