@@ -1,23 +1,37 @@
-"""The attack interface (torchattacks/Foolbox style): the constructor holds the threat model and
-solver settings, calling the attack on a batch returns an :class:`AttackResult`."""
+"""The attack interface (torchattacks/Foolbox style) and the base class every attack derives from.
+
+The constructor holds the threat model and solver settings; calling the attack on a batch returns an
+:class:`AttackResult`. An attack that optimises a per-input objective is a config dataclass plus an
+``objective`` method: :meth:`Attack.perturb` (a template method) prepares the context, runs the
+configured solver over batched restarts with projection onto ball ∩ box after every step, checks the
+objective is finite and keeps the best point per input. Attacks that are not a plain objective
+optimisation override ``perturb`` and use the same helpers (:meth:`Attack.solve`,
+:meth:`Attack.restart_starts`, :meth:`Attack.step_size`, :meth:`Attack.check_finite`).
+
+Where the pieces live: the threat model (norms, projection, random starts, restart layout) in
+:mod:`latentbench.perturbation`, the optimisers (batched PGD, L-BFGS-B) in :mod:`latentbench.solvers`,
+their wiring to a config here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from latentbench.perturbation import check_norm, flat_norm
+from latentbench.perturbation import check_norm, flat_norm, restart_starts
+from latentbench.solvers import SOLVERS, SolverOutput, check_finite, default_step_size, run_lbfgsb, run_pgd
 
 
 @dataclass
 class AttackConfig:
     """Threat model and solver settings shared by attacks; plugins subclass with their own fields.
 
-    ``step_size`` None means the attack's documented default (e.g. 2.5 * eps / steps for PGD).
+    ``step_size`` None means the attack's documented default (``Attack.step_factor * eps / steps``,
+    2.5 * eps / steps for PGD).
     """
 
     eps: float = 0.1
@@ -33,9 +47,25 @@ class AttackConfig:
             raise ValueError(f"eps must be >= 0, got {self.eps}")
         if self.steps < 0 or self.restarts < 1:
             raise ValueError("steps must be >= 0 and restarts >= 1")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"step_size must be > 0 (or null for the attack's default), got {self.step_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class SolverAttackConfig(AttackConfig):
+    """Adds ``solver``: ``"pgd"`` (batched-restart PGD) or ``"lbfgsb"`` (scipy L-BFGS-B, see
+    :func:`latentbench.solvers.run_lbfgsb`; ``steps`` is then its iteration budget and ``step_size``
+    is unused). :meth:`Attack.solve` runs PGD for configs without this field."""
+
+    solver: str = "pgd"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown solver '{self.solver}': use one of {', '.join(SOLVERS)}")
 
 
 @dataclass
@@ -60,9 +90,17 @@ class AttackResult:
 class Attack:
     """Base class of attack plugins.
 
-    Subclasses set ``name``, ``config_class`` and implement ``perturb``. ``targeted`` attacks take a
-    ``target`` batch (images whose codes are the targets). The model is an
-    :class:`harness.Autoencoder`; attacks use the encoder mean unless documented otherwise.
+    Subclasses set ``name``, ``config_class`` and ``source``, and either
+
+    - define ``objective(self, x_adv, *context) -> (rows,)`` (one value per row; rows are restart-major
+      copies of the batch), ``maximize`` and optionally ``prepare`` (the context tensors, computed once
+      from the clean batch), ``report`` (the reported objective, e.g. a distance from the squared
+      distance the solver optimises), ``prepare_forward_passes`` and ``result_extra``; or
+    - override ``perturb`` (attacks that are not one objective optimisation), using :meth:`solve`,
+      :meth:`restart_starts`, :meth:`step_size`, :meth:`check_finite` and :meth:`make_result`.
+
+    ``targeted`` attacks take a ``target`` batch (images whose codes are the targets). The model is an
+    :class:`latentbench.Autoencoder`; attacks use the encoder mean unless documented otherwise.
     """
 
     name: ClassVar[str] = ""
@@ -71,6 +109,15 @@ class Attack:
     targeted: ClassVar[bool] = False
     #: True for attacks that need a classifier/probe (given to the constructor as ``classifier``)
     needs_classifier: ClassVar[bool] = False
+    #: whether ``objective`` is maximised (False: minimised, e.g. a distance to a target code)
+    maximize: ClassVar[bool] = True
+    #: default step = ``step_factor * eps / steps`` when the config's ``step_size`` is None
+    #: (2.5: Madry et al.'s PGD step, docs/methods.md §2)
+    step_factor: ClassVar[float] = 2.5
+    #: forward passes per input that ``prepare`` spends (reported in ``forward_passes``)
+    prepare_forward_passes: ClassVar[int] = 0
+    #: ``objective(x_adv, *context) -> (rows,)``: defined by objective attacks, None otherwise
+    objective: Optional[Callable[..., Tensor]] = None
 
     def __init__(self, model, config: AttackConfig | None = None, generator: torch.Generator | None = None,
                  classifier=None, **overrides):
@@ -85,8 +132,77 @@ class Attack:
         self.generator = generator
         self.classifier = classifier
 
+    # -- the template: objective attacks define the hooks below, not perturb ------------------------
+
     def perturb(self, x: Tensor, y: Tensor | None = None, target: Tensor | None = None) -> AttackResult:
-        raise NotImplementedError
+        if self.objective is None:
+            raise NotImplementedError(
+                f"attack '{self.name}' defines neither objective(x_adv, *context) nor perturb(x, y, target)")
+        # the context is a constant of the optimisation (the solvers detach it): no graph needed
+        with torch.no_grad():
+            context = tuple(self.prepare(x, y=y, target=target))
+        out = self.solve(self.objective, x, context)
+        return self.make_result(x, out.x_adv, self.report(out.objective),
+                                out.forward_passes + self.prepare_forward_passes, out.backward_passes,
+                                **self.result_extra())
+
+    def prepare(self, x: Tensor, y: Tensor | None = None, target: Tensor | None = None) -> Sequence[Tensor]:
+        """Context tensors for ``objective`` (batch dimension first, repeated with the restarts);
+        run once under ``torch.no_grad``. Raise ``ValueError`` here for unusable ``y``/``target``."""
+        return ()
+
+    def report(self, objective: Tensor) -> Tensor:
+        """The objective reported in the result, from the best solver value per input."""
+        return objective
+
+    def result_extra(self) -> dict[str, Any]:
+        """``AttackResult.extra`` of an objective attack; records the solver when the config chooses one."""
+        solver = getattr(self.config, "solver", None)
+        return {} if solver is None else {"solver": solver}
+
+    # -- helpers for every attack -------------------------------------------------------------------
+
+    def step_size(self) -> float:
+        """The configured ``step_size``, or ``step_factor * eps / steps``."""
+        cfg = self.config
+        return default_step_size(cfg.eps, cfg.steps, cfg.step_size, self.step_factor)
+
+    def restart_starts(self, x: Tensor, restarts: int | None = None) -> Tensor:
+        """(R*B, ...) starting points, restart-major, one random-start draw per restart (x itself
+        without ``random_start``); R is the config's ``restarts`` unless given."""
+        cfg = self.config
+        R = int(cfg.restarts) if restarts is None else int(restarts)
+        return restart_starts(x, float(cfg.eps), cfg.norm, R, bool(cfg.random_start), self.generator)
+
+    def solve(self, objective: Callable[..., Tensor], x: Tensor, context: Sequence[Tensor] = (),
+              maximize: bool | None = None, restarts: int | None = None) -> SolverOutput:
+        """Optimise ``objective(x_adv, *context)`` over the config's threat model with its solver
+        (``config.solver`` where the config has one, PGD otherwise), ``restarts`` restarts batched
+        (the config's unless given); returns the best point per input, checked finite."""
+        cfg = self.config
+        solver = getattr(cfg, "solver", "pgd")
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown solver '{solver}': use one of {', '.join(SOLVERS)}")
+        common = dict(eps=float(cfg.eps), norm=cfg.norm, steps=int(cfg.steps),
+                      restarts=int(cfg.restarts) if restarts is None else int(restarts),
+                      random_init=bool(cfg.random_start), generator=self.generator, context=context,
+                      maximize=self.maximize if maximize is None else bool(maximize))
+        if solver == "lbfgsb":
+            out = run_lbfgsb(objective, x, **common)
+        else:
+            out = run_pgd(objective, x, step_size=self.step_size(), **common)
+        self.check_finite(out.objective)
+        return out
+
+    def check_finite(self, values: Tensor) -> None:
+        """Raise :class:`latentbench.errors.NonFiniteError` naming this attack on NaN/inf values."""
+        check_finite(self.name, values)
+
+    def encode_mean(self, x: Tensor) -> Tensor:
+        """Posterior mean code flattened to (B, d): attacks use the mean (docs/methods.md §0)."""
+        return self.model.encode(x).mean.reshape(x.shape[0], -1)
+
+    # -- calling, sweeping, checking ----------------------------------------------------------------
 
     def __call__(self, x: Tensor, y: Tensor | None = None, target: Tensor | None = None) -> AttackResult:
         if self.targeted and target is None:

@@ -1,4 +1,4 @@
-"""Evaluate one model under a registered protocol and build its leaderboard entry (SPEC §4).
+"""Evaluate one model under a registered protocol and build its leaderboard entry (docs/methods.md §4).
 
 The evaluation itself is the :class:`latentbench.runner.Runner` with ``protocol:`` set, so a
 leaderboard number is exactly what ``latentbench run`` computes for the same protocol. This module
@@ -24,7 +24,7 @@ import yaml
 from latentbench.checkpoint import WEIGHTS_FILE, load_checkpoint, read_checkpoint_config, read_metadata, sha256_file
 from latentbench.errors import ConfigError, LatentBenchError
 from latentbench.provenance import provenance
-from latentbench.runconfig import ModelSpec, RunConfig
+from latentbench.runconfig import DatasetSpec, ModelSpec, RunConfig
 from latentbench.runner import Runner
 from latentbench.training import TrainConfig
 
@@ -35,7 +35,7 @@ ENTRY_SCHEMA_VERSION = 1
 @dataclass
 class BenchmarkRequest:
     """What to evaluate: a model plugin to train (``model`` + ``config`` + ``train``) or a saved
-    ``checkpoint`` folder, under ``protocol``."""
+    ``checkpoint`` folder, under ``protocol``; :meth:`model_spec` is the run config's model entry."""
 
     protocol: str
     model: Optional[str] = None
@@ -45,6 +45,8 @@ class BenchmarkRequest:
     name: Optional[str] = None
     paper: Optional[str] = None
     device: str = "cpu"
+    #: folder with the protocol's dataset files (e.g. the Fashion-MNIST IDX files)
+    data_root: Optional[str] = None
     #: run folder (results store, cached training); default runs/benchmark/<protocol>/<name>
     work_dir: Optional[str] = None
     #: copy the evaluated checkpoint here (e.g. leaderboard/checkpoints/<protocol>/<name>)
@@ -64,6 +66,13 @@ class BenchmarkRequest:
         if self.model:
             return self.model
         return Path(self.checkpoint).name
+
+    def model_spec(self) -> ModelSpec:
+        """The model as a run config describes it; the runner validates and builds its config."""
+        if self.model:
+            return ModelSpec(name=self.label, plugin=self.model, config=dict(self.config),
+                             train=dataclasses.replace(self.train, progress=self.progress))
+        return ModelSpec(name=self.label, checkpoint=str(self.checkpoint))
 
 
 def _plugin_info(registry, model_name: str) -> dict[str, Any]:
@@ -139,11 +148,9 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
     proto = registry.protocol(req.protocol, path="--protocol")
     label = req.label
     work = Path(req.work_dir or Path("runs") / "benchmark" / proto.name / label)
-    spec = (ModelSpec(name=label, plugin=req.model, config=dict(req.config),
-                      train=dataclasses.replace(req.train, progress=req.progress))
-            if req.model else ModelSpec(name=label, checkpoint=str(req.checkpoint)))
+    # the protocol fills the dataset (keeping data_root), attacks and metrics
     cfg = RunConfig(name=f"benchmark-{label}", protocol=proto.name, device=req.device, output_dir=str(work),
-                    models=[spec], progress=req.progress)
+                    dataset=DatasetSpec(data_root=req.data_root), models=[req.model_spec()], progress=req.progress)
     start = time.perf_counter()
     runner = Runner(cfg, registry)
     summary = runner.run()

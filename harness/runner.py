@@ -3,6 +3,10 @@
 A cell is the unit of work and of storage: its key hashes everything that determines its result, so
 a later executor could spread cells over machines, a re-run reuses stored cells, and a killed run
 resumes where it stopped. A failing cell (an exception, NaNs) is recorded and the run goes on.
+
+The run config is validated once, in :class:`Runner`'s constructor (:func:`validate_run_config`),
+which builds every typed model, attack (one per budget) and metric config; cells carry those
+objects, and the key hashes ``to_plain`` of the very objects the attack and metric receive.
 """
 
 from __future__ import annotations
@@ -21,16 +25,16 @@ from tqdm.auto import tqdm
 
 from latentbench import __version__
 from latentbench.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint, sha256_file
-from latentbench.data import DatasetConfig, Split
+from latentbench.data import Split
 from latentbench.errors import LatentBenchError, NonFiniteError
 from latentbench.metric import MetricContext
 from latentbench.registry import Registry, get_registry
 from latentbench.provenance import provenance
-from latentbench.runconfig import RunConfig, apply_protocol, validate_run_config
+from latentbench.runconfig import ModelSpec, RunConfig, apply_protocol, open_dataset, validate_run_config
 from latentbench.seeding import component_generator, derive_seed
 from latentbench.store import ResultStore, cell_key
-from latentbench.training import TrainConfig, train, training_metadata
-from latentbench.typed_config import build_dataclass, to_plain
+from latentbench.training import train, training_metadata
+from latentbench.typed_config import to_plain
 
 
 @dataclass
@@ -42,7 +46,11 @@ class Cell:
     attack_plugin: Optional[str] = None
     budget: Optional[float] = None
     key: str = ""
+    #: plain data the key hashes (also stored with the result)
     spec: dict[str, Any] = field(default_factory=dict)
+    #: the typed configs validation built (shared by every cell of the same metric / attack budget)
+    metric_config: Any = None
+    attack_config: Any = None
 
     @property
     def label(self) -> str:
@@ -81,9 +89,7 @@ class Runner:
         self._data: dict[str, Split] = {}
         #: per (model, attack, budget): shared between that triple's cells (e.g. cached attack pairs)
         self._shared: dict[tuple, dict[str, Any]] = {}
-        self.dataset_plugin = self.registry.dataset(self.cfg.dataset.name)(
-            DatasetConfig(image_size=self.cfg.dataset.image_size, data_root=self.cfg.dataset.data_root,
-                          options=dict(self.cfg.dataset.options)))
+        self.dataset_plugin = open_dataset(self.cfg.dataset, self.registry)
 
     # -- data ---------------------------------------------------------------------------------------
     def split(self, which: str) -> Split:
@@ -99,15 +105,14 @@ class Runner:
         return to_plain(self.cfg.dataset)
 
     # -- models -------------------------------------------------------------------------------------
-    def prepare_model(self, spec) -> PreparedModel:
+    def prepare_model(self, spec: ModelSpec) -> PreparedModel:
         if spec.checkpoint:
             model = load_checkpoint(spec.checkpoint, self.registry, self.device)
             return PreparedModel(spec.name, model, model.name, sha256_file(Path(spec.checkpoint) / WEIGHTS_FILE),
                                  spec.checkpoint)
         cls = self.registry.model(spec.plugin)
-        mcfg = cls.config_class.from_dict(self._with_input_shape(cls, spec.config))
-        tcfg = dataclasses.replace(spec.train or TrainConfig(), device=self.cfg.device,
-                                   progress=self.cfg.progress and (spec.train.progress if spec.train else True))
+        mcfg = spec.typed_config  # built by validate_run_config, input_shape from the dataset
+        tcfg = dataclasses.replace(spec.train, device=self.cfg.device, progress=self.cfg.progress and spec.train.progress)
         ident = {"plugin": spec.plugin, "config": mcfg.to_dict(), "train": {k: v for k, v in to_plain(tcfg).items() if k != "progress"},
                  "dataset": self.dataset_id, "seed": self.cfg.seed, "version": __version__}
         folder = self.cache_dir / "models" / f"{spec.name}-{cell_key(ident)[:12]}"
@@ -121,38 +126,26 @@ class Runner:
             save_checkpoint(model, folder, training_metadata(model, self.cfg.dataset.name, tcfg, res))
         return PreparedModel(spec.name, model.to(self.device).eval(), spec.plugin, sha256_file(folder / WEIGHTS_FILE), str(folder))
 
-    def _with_input_shape(self, cls, config: dict) -> dict:
-        # input_shape follows the dataset unless the config pins it
-        config = dict(config)
-        config.setdefault("input_shape", list(self.dataset_plugin.shape()))
-        return config
-
     # -- cells --------------------------------------------------------------------------------------
     def cells(self, prepared: list[PreparedModel]) -> list[Cell]:
         out = []
         for pm in prepared:
-            for mi, m in enumerate(self.cfg.metrics):
+            for m in self.cfg.metrics:
                 mcls = self.registry.metric(m.plugin)
-                mlabel = m.name or m.plugin
-                mconf = to_plain(build_dataclass(mcls.config_class, m.config, f"metrics[{mi}].config"))
                 base = {"model_hash": pm.weights_hash, "dataset": self.dataset_id, "metric": m.plugin,
-                        "metric_config": mconf, "seed": self.cfg.seed, "trials": self.cfg.trials,
+                        "metric_config": to_plain(m.typed_config), "seed": self.cfg.seed, "trials": self.cfg.trials,
                         "protocol": self.cfg.protocol, "version": __version__}
                 if "attack" not in mcls.needs:
-                    out.append(Cell(pm.label, mlabel, m.plugin, key=cell_key(base), spec=base))
+                    out.append(Cell(pm.label, m.label, m.plugin, key=cell_key(base), spec=base,
+                                    metric_config=m.typed_config))
                     continue
                 for a in self.cfg.attacks:
                     if m.attacks is not None and a.name not in m.attacks:
                         continue
-                    acls = self.registry.attack(a.plugin)
-                    for b in (a.budgets or [None]):
-                        aconf = dict(a.config)
-                        if b is not None:
-                            aconf["eps"] = float(b)
-                        aconf = to_plain(build_dataclass(acls.config_class, aconf, f"attacks[{a.name}].config"))
-                        spec = {**base, "attack": a.plugin, "attack_config": aconf}
-                        out.append(Cell(pm.label, mlabel, m.plugin, a.name, a.plugin, float(aconf["eps"]),
-                                        key=cell_key(spec), spec=spec))
+                    for ab in a.typed_configs:
+                        spec = {**base, "attack": a.plugin, "attack_config": to_plain(ab.config)}
+                        out.append(Cell(pm.label, m.label, m.plugin, a.name, a.plugin, ab.budget, key=cell_key(spec),
+                                        spec=spec, metric_config=m.typed_config, attack_config=ab.config))
         return out
 
     def _context(self, pm: PreparedModel, cell: Cell) -> MetricContext:
@@ -169,19 +162,16 @@ class Runner:
             ctx.train_x, ctx.train_y = tr.x, tr.y
         if cell.attack_plugin:
             acls = self.registry.attack(cell.attack_plugin)
-            aconf = build_dataclass(acls.config_class, cell.spec["attack_config"], f"attack {cell.attack}")
             # the attack's randomness depends on (model, attack, budget) only, so that every metric of
             # that triple sees the same attack run
-            ctx.attack = acls(pm.model, aconf, generator=component_generator(
+            ctx.attack = acls(pm.model, cell.attack_config, generator=component_generator(
                 self.cfg.seed, "attack", cell.model, cell.attack, cell.budget))
         # cells of one (model, attack, budget) share ctx.extra (attack pairs, spectra): same inputs, computed once
         ctx.extra = self._shared.setdefault((pm.weights_hash, cell.attack, cell.budget), {})
         return ctx
 
     def _evaluate(self, pm: PreparedModel, cell: Cell) -> dict[str, Any]:
-        mcls = self.registry.metric(cell.metric_plugin)
-        mspec = cell.spec["metric_config"]
-        metric = mcls(build_dataclass(mcls.config_class, mspec, f"metric {cell.metric}"))
+        metric = self.registry.metric(cell.metric_plugin)(cell.metric_config)
         ctx = self._context(pm, cell)
         res = metric(ctx)
         bad = [k for k, v in res.values.items() if not np.isfinite(float(v))]

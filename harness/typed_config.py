@@ -12,6 +12,19 @@ import yaml
 from latentbench.errors import ConfigError, suggest
 
 
+#: metadata key of a dataclass field that validation fills (a typed config built from the user's
+#: mapping): not a key a user can write, and left out of :func:`to_plain`, which records what the
+#: user wrote (run_config.json) and what cell keys hash
+DERIVED = "latentbench_derived"
+
+
+def derived_field(default_factory=None):
+    """A field filled once by validation and carried from then on (e.g. an attack's typed config per
+    budget), so later stages never rebuild it from the user's dict."""
+    kw = {"default_factory": default_factory} if default_factory is not None else {"default": None}
+    return dataclasses.field(init=False, repr=False, compare=False, metadata={DERIVED: True}, **kw)
+
+
 #: example configs shipped inside the package (``latentbench run quickstart``)
 SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -108,16 +121,17 @@ def _check_type(value: Any, tp: Any, path: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
+            raise ConfigError(path, f"expected a mapping, got {type(value).__name__} {value!r}")
         return build_dataclass(tp, value, path)
     return value
 
 
 def build_dataclass(cls: type, data: dict[str, Any] | None, path: str = "config"):
     """Instantiate dataclass ``cls`` from ``data``; unknown keys and bad types raise ConfigError."""
-    data = dict(data or {})
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(path, f"expected a mapping, got {type(data).__name__}")
+        raise ConfigError(path, f"expected a mapping, got {type(data).__name__} {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
@@ -141,9 +155,9 @@ def build_dataclass(cls: type, data: dict[str, Any] | None, path: str = "config"
 
 
 def to_plain(obj: Any) -> Any:
-    """Dataclass/tuple tree -> JSON-serialisable plain data."""
+    """Dataclass/tuple tree -> JSON-serialisable plain data (derived fields left out)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not f.metadata.get(DERIVED)}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
     if isinstance(obj, dict):

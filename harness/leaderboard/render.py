@@ -1,19 +1,26 @@
-"""Leaderboard rendering: one Markdown and one sortable static HTML table per protocol."""
+"""Leaderboard rendering: one Markdown and one sortable static HTML table per protocol.
+
+The columns come from what the protocol runs and what each metric declares: for every cell of the
+protocol (metric x attack x budget) the metric class's ``leaderboard`` declarations
+(:class:`latentbench.LeaderboardValue`) give the columns, their labels and their more robust
+direction. This module names no metric, so a third-party metric gets columns the way a built-in
+does. The default order is the protocol's ``rank_by`` column (the first column, clean MSE, when it
+sets none). The HTML page's skeleton, CSS and script live in ``template.html`` next to this module.
+"""
 
 from __future__ import annotations
 
 import html
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 from typing import Any, Callable, Optional
 
 from latentbench.errors import LatentBenchError
 from latentbench.leaderboard.validate import validate_tree
 
-PAIR_LABELS = {"target_vs_adv_recon": "(x_t, x~_a)", "recon_vs_adv_recon": "(x~_r, x~_a)"}
-METRIC_LABELS = {"ms_ssim": "MS-SSIM", "l2_distance": "L2"}
+TEMPLATE_PATH = Path(__file__).resolve().parent / "template.html"
 
 
 @dataclass
@@ -22,68 +29,114 @@ class Column:
     header: str
     better: str  # "higher" | "lower" | ""
     get: Callable[[dict], Optional[float]] = field(repr=False, default=lambda e: None)
+    #: where the numbers come from (None for the clean MSE column): matched by Protocol.rank_by
+    metric: Optional[str] = None
+    value: Optional[str] = None
+    attack: Optional[str] = None
+    budget: Optional[float] = None
+    split: Optional[str] = None
+
+
+def _same_budget(a: Optional[float], b: Optional[float]) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) < 1e-12
 
 
 def _find(entry: dict, metric: str, attack=None, budget=None) -> Optional[dict]:
+    """The entry's result of one cell; ``budget`` None matches any budget (an attack the protocol
+    gives no budgets runs at its own eps)."""
     for r in entry["reported"]["results"]:
         if r["metric"] == metric and r.get("attack") == attack and (
-                budget is None or (r.get("budget") is not None and abs(r["budget"] - budget) < 1e-12)):
+                budget is None or _same_budget(budget, r.get("budget"))):
             return r
     return None
 
 
-def _value(metric, key, attack=None, budget=None):
-    def get(entry):
-        r = _find(entry, metric, attack, budget)
-        return None if r is None else r["values"].get(key)
-    return get
+def _split_value(rec: dict, field_name: str) -> str:
+    v = rec.get(field_name, (rec.get("result_config") or {}).get(field_name))
+    return "?" if v is None else str(v)
 
 
-def columns_for(protocol, entries: list[dict]) -> list[Column]:
-    """Per-attack/per-budget columns, in protocol order. Which direction is more robust: a targeted
-    latent attack succeeds when x~_a looks like x_t (lower MS-SSIM(x_t, x~_a), higher L2 is more
-    robust); max-damage succeeds when x~_a moves away from x~_r (higher MS-SSIM, lower L2 is more
-    robust), 003 §5.4.3."""
-    cols = [Column("clean_mse", "clean MSE", "lower", lambda e: e["reported"]["clean"]["mse"])]
-    metric_plugins = [m["plugin"] for m in protocol.metrics]
-    for a in protocol.attacks:
-        for b in a.get("budgets") or []:
-            for metric in ("ms_ssim", "l2_distance"):
-                if metric not in metric_plugins:
-                    continue
-                for pair, ms_better in (("target_vs_adv_recon", "lower"), ("recon_vs_adv_recon", "higher")):
-                    key = f"{pair}_mean"
-                    if not any((_find(e, metric, a["name"], float(b)) or {}).get("values", {}).get(key) is not None
-                               for e in entries):
-                        continue
-                    better = ms_better if metric == "ms_ssim" else ("higher" if ms_better == "lower" else "lower")
-                    cols.append(Column(f"{a['name']}@{b:g}/{metric}/{pair}",
-                                       f"{a['name']} λ={b:g} {METRIC_LABELS[metric]}{PAIR_LABELS[pair]}",
-                                       better, _value(metric, key, a["name"], float(b))))
-    if "spectral_radius" in metric_plugins:
-        cols.append(Column("spectral_radius", "spectral radius", "lower", _value("spectral_radius", "spectral_radius_mean")))
-    if "vn_entropy" in metric_plugins:
-        cols.append(Column("vn_entropy", "VN entropy", "higher", _value("vn_entropy", "vn_entropy_mean")))
-    if "fid" in metric_plugins:
-        # FIDs from different feature extractors are never compared: one column per extractor
-        for ex in sorted({(_find(e, "fid") or {}).get("feature_extractor", "?") for e in entries}):
-            cols.append(Column(f"fid/{ex}", f"FID [{ex}]", "lower",
-                               lambda e, ex=ex: (_find(e, "fid") or {}).get("values", {}).get("fid")
-                               if (_find(e, "fid") or {}).get("feature_extractor", "?") == ex else None))
-    if "downstream_adv_accuracy" in metric_plugins:
-        cols.append(Column("nominal_accuracy", "probe acc.", "higher", _value("downstream_adv_accuracy", "nominal_accuracy")))
-        keys = sorted({k for e in entries for k in ((_find(e, "downstream_adv_accuracy") or {}).get("values") or {})
-                       if k.startswith("adv_accuracy@")}, key=lambda k: float(k.split("@")[1]))
-        for k in keys:
-            cols.append(Column(k, f"adv. acc. ε={k.split('@')[1]}", "higher", _value("downstream_adv_accuracy", k)))
+def _natural(text: str) -> tuple:
+    """Sort key that orders numbers inside keys by value (adv_accuracy@0.05 before @0.1)."""
+    parts = re.split(r"(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)", text)
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
+
+
+def _budgets(attack: dict) -> list[Optional[float]]:
+    # as validate.expected_cells: the protocol's budgets, else the attack's own eps
+    bs = attack.get("budgets") or [attack.get("config", {}).get("eps")]
+    return [None if b is None else float(b) for b in bs]
+
+
+def _metric_columns(label: str, plugin: str, cls, config: Optional[dict], entries: list[dict],
+                    attack: Optional[str], budget: Optional[float]) -> list[Column]:
+    """The columns one cell (metric x attack x budget) contributes: one per declared value with a
+    label that at least one entry reports (a pattern key gives one per concrete key), split by the
+    declared result field."""
+    records = [r for r in (_find(e, label, attack, budget) for e in entries) if r is not None]
+    where = prefix = ""
+    if attack is not None and budget is not None:
+        where, prefix = f"{attack}@{budget:g}/", f"{attack} λ={budget:g} "
+    elif attack is not None:
+        where, prefix = f"{attack}/", f"{attack} "
+    # a protocol that runs one plugin twice under different names needs the name to tell them apart
+    suffix = "" if label == plugin else f" ({label})"
+    cols = []
+    for d in cls.leaderboard_values(config):
+        if not d.label:
+            continue  # range-checked only
+        keys = sorted({k for r in records for k in r["values"] if d.match(k) is not None}, key=_natural)
+        for key in keys:
+            splits = [None] if d.split_by is None else sorted(
+                {_split_value(r, d.split_by) for r in records if key in r["values"]})
+            for sv in splits:
+                def get(e, key=key, sv=sv, field_name=d.split_by):
+                    r = _find(e, label, attack, budget)
+                    if r is None or (field_name is not None and _split_value(r, field_name) != sv):
+                        return None
+                    return r["values"].get(key)
+                cols.append(Column(f"{where}{label}/{key}" + ("" if sv is None else f"[{sv}]"),
+                                   f"{prefix}{d.header(key)}" + ("" if sv is None else f" [{sv}]") + suffix,
+                                   d.better or "", get, label, key, attack, budget, sv))
     return cols
 
 
-def headline(cols: list[Column]) -> Column:
-    """Default ranking column: max-damage MS-SSIM(x~_r, x~_a) at the largest budget (the headline
-    number of 003 §5.4 / 004 Fig. 10), else the first column."""
-    md = [c for c in cols if c.key.startswith("max_damage@") and c.key.endswith("ms_ssim/recon_vs_adv_recon")]
-    return md[-1] if md else cols[0]
+def columns_for(protocol, entries: list[dict], registry=None) -> list[Column]:
+    """Columns of one protocol's table, in protocol order: clean MSE, then the attack-based metrics
+    per attack and budget (so the metrics of one attack run sit side by side), then the metrics
+    without an attack; within a cell, in the order the metric declares its values."""
+    from latentbench.registry import get_registry
+
+    registry = registry or get_registry()
+    cols = [Column("clean_mse", "clean MSE", "lower", lambda e: e["reported"]["clean"]["mse"])]
+    metrics = [(m.get("name") or m["plugin"], m["plugin"], registry.metric(m["plugin"]), m) for m in protocol.metrics]
+    for a in protocol.attacks:
+        for b in _budgets(a):
+            for label, plugin, cls, m in metrics:
+                if "attack" in cls.needs and (m.get("attacks") is None or a["name"] in m["attacks"]):
+                    cols += _metric_columns(label, plugin, cls, m.get("config"), entries, a["name"], b)
+    for label, plugin, cls, m in metrics:
+        if "attack" not in cls.needs:
+            cols += _metric_columns(label, plugin, cls, m.get("config"), entries, None, None)
+    return cols
+
+
+def rank_column(protocol, cols: list[Column]) -> Column:
+    """The column a table is sorted by by default: the protocol's ``rank_by``, else the first."""
+    rb = getattr(protocol, "rank_by", None)
+    if not rb:
+        return cols[0]
+    budget = None if rb.get("budget") is None else float(rb["budget"])
+    for c in cols:
+        if ((c.metric, c.value, c.attack) == (rb["metric"], rb["value"], rb.get("attack"))
+                and _same_budget(budget, c.budget) and rb.get("split") in (None, c.split)):
+            return c
+    raise LatentBenchError(
+        f"protocol {protocol.name}: rank_by {dict(rb)} names no column of its table; a column exists for each "
+        f"value a metric declares with a label (Metric.leaderboard) that an entry reports. Columns: "
+        + ", ".join(c.key for c in cols))
 
 
 def fmt(v: Optional[float]) -> str:
@@ -118,12 +171,13 @@ def build_tables(entries: list[dict], registry=None) -> list[Table]:
     for name in sorted(by_proto):
         proto = registry.protocol(name)
         es = by_proto[name]
-        cols = columns_for(proto, es)
-        key = headline(cols)
+        cols = columns_for(proto, es, registry)
+        key = rank_column(proto, cols)
         sign = -1 if key.better == "higher" else 1
-        # unreliable entries sort last whatever their numbers
-        es = sorted(es, key=lambda e: (bool(e.get("unreliable")), sign * (key.get(e) if key.get(e) is not None else math.inf),
-                                       e["name"]))
+        # unreliable entries sort last whatever their numbers, then entries without the number
+        # (whatever the direction: a missing number is not a good one)
+        es = sorted(es, key=lambda e: (bool(e.get("unreliable")), key.get(e) is None,
+                                       sign * key.get(e) if key.get(e) is not None else 0.0, e["name"]))
         tables.append(Table(proto, cols, es, key))
     return tables
 
@@ -158,72 +212,15 @@ def render_markdown(tables: list[Table], empty: tuple = ()) -> str:
 #: shown under every table: the headline ranking alone rewards a collapsed encoder
 CAVEAT = ("Read robustness together with clean MSE: an encoder whose reconstructions ignore the input (posterior collapse) is trivially robust to max-damage attacks.")
 
-_SORT_JS = """
-function lbSort(table, col, dir) {
-  var body = table.tBodies[0];
-  var rows = Array.prototype.slice.call(body.rows);
-  rows.sort(function (a, b) {
-    var x = a.cells[col].getAttribute('data-value'), y = b.cells[col].getAttribute('data-value');
-    var nx = parseFloat(x), ny = parseFloat(y);
-    var c;
-    if (!isNaN(nx) && !isNaN(ny)) { c = nx - ny; }
-    else if (isNaN(nx) !== isNaN(ny)) { return isNaN(nx) ? 1 : -1; }  /* missing values last */
-    else { c = String(x).localeCompare(String(y)); }
-    return dir === 'asc' ? c : -c;
-  });
-  rows.forEach(function (r) { body.appendChild(r); });
-  table.setAttribute('data-sort-col', col);
-  table.setAttribute('data-sort-dir', dir);
-  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, i) {
-    th.classList.remove('asc', 'desc');
-    if (i === col) { th.classList.add(dir); }
-  });
-}
-function lbFromHash() {
-  var m = /sort=([^:&]+):(\\d+):(asc|desc)/.exec(decodeURIComponent(location.hash));
-  if (m) { var t = document.getElementById(m[1]); if (t) { lbSort(t, parseInt(m[2], 10), m[3]); } }
-}
-document.addEventListener('DOMContentLoaded', function () {
-  Array.prototype.forEach.call(document.querySelectorAll('table.lb'), function (table) {
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, i) {
-      th.addEventListener('click', function () {
-        var same = table.getAttribute('data-sort-col') === String(i);
-        var dir = same ? (table.getAttribute('data-sort-dir') === 'asc' ? 'desc' : 'asc')
-                       : (th.getAttribute('data-better') === 'higher' ? 'desc' : 'asc');
-        lbSort(table, i, dir);
-      });
-    });
-  });
-  lbFromHash();
-});
-window.addEventListener('hashchange', lbFromHash);
-"""
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-table.lb { border-collapse: collapse; font-size: 13px; margin-bottom: 2em; }
-table.lb th, table.lb td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
-table.lb td.text, table.lb th.text { text-align: left; }
-table.lb th { background: #f0f0f0; cursor: pointer; position: sticky; top: 0; }
-table.lb th.asc::after { content: " ▲"; } table.lb th.desc::after { content: " ▼"; }
-tr.unreliable td { color: #999; text-decoration: line-through; }
-p.desc { max-width: 60em; }
-"""
-
 
 def table_id(protocol_name: str) -> str:
     return "t-" + re.sub(r"[^A-Za-z0-9_-]", "-", protocol_name)
 
 
 def render_html(tables: list[Table], empty: tuple = ()) -> str:
+    """The page: template.html (head, CSS, sort script, intro) with the tables filled in."""
     e = html.escape
-    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-             "<title>LatentBench leaderboard</title>", f"<style>{_CSS}</style>", f"<script>{_SORT_JS}</script>",
-             "</head><body>", "<h1>LatentBench leaderboard</h1>",
-             "<p class='desc'>One table per protocol; numbers of different protocols are never ranked together. "
-             "Click a column header to sort. ↑/↓ marks the more robust direction. Status <em>verified</em>: "
-             "re-computed by <code>latentbench leaderboard verify</code> within the protocol's tolerances; "
-             "<em>unreliable</em>: could not be reproduced.</p>"]
+    parts = []
     for t in tables:
         tid = table_id(t.protocol.name)
         parts += [f"<h2>{e(t.protocol.name)} (version {e(t.protocol.version)})</h2>",
@@ -252,8 +249,8 @@ def render_html(tables: list[Table], empty: tuple = ()) -> str:
     for p in empty:
         parts += [f"<h2>{e(p.name)} (version {e(p.version)})</h2>", f"<p class='desc'>{e(p.description)}</p>",
                   "<p>No entries yet.</p>"]
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    # one element a line, as the skeleton around them
+    return Template(TEMPLATE_PATH.read_text()).substitute(tables="".join(p + "\n" for p in parts))
 
 
 def render_tree(directory: str | Path = "leaderboard", markdown: str | None = None, html_out: str | None = None,

@@ -1,101 +1,111 @@
-"""Entry schema: a small JSON-Schema subset interpreter driven by leaderboard/schema.json."""
+"""Entry schema: ``schema.json`` (shipped next to this module) checked with the ``jsonschema``
+library's Draft 2020-12 validator.
+
+``jsonschema`` decides what is valid; this module only words its errors as one line each,
+``<field path>: <problem>`` (``reported.results[3].values.<key>: expected number, got string "x"``), so
+that ``latentbench leaderboard validate`` names the field a submitter has to fix.
+"""
 
 from __future__ import annotations
 
 import json
-import re
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
 
 from latentbench.errors import LatentBenchError
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema.json"
 
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    # JSON has no bool/int overlap; Python's bool is an int subclass, so exclude it explicitly
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
 
 def load_schema(path: str | Path | None = None) -> dict[str, Any]:
     p = Path(path) if path else SCHEMA_PATH
     if not p.exists():
-        raise LatentBenchError(f"leaderboard schema {p} not found; it ships with the repository as leaderboard/schema.json")
+        raise LatentBenchError(f"leaderboard schema {p} not found; it ships with the package as "
+                               f"latentbench/leaderboard/schema.json")
     return json.loads(p.read_text())
 
 
+@lru_cache(maxsize=8)
+def _validator(schema_json: str) -> Draft202012Validator:
+    # keyed on the schema's text: validate_tree checks every entry against the same schema, and
+    # check_schema (the meta-schema pass) need not run once per entry
+    schema = json.loads(schema_json)
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as e:
+        raise LatentBenchError(f"the leaderboard schema is not a valid Draft 2020-12 schema: {e.message}") from None
+    return Draft202012Validator(schema)
+
+
+def schema_errors(value: Any, schema: dict) -> list[str]:
+    """Errors of ``value`` against ``schema`` as '<field path>: <problem>' strings (empty when valid)."""
+    v = _validator(json.dumps(schema))
+    out: list[str] = []
+    for e in v.iter_errors(value):
+        out += _describe(e)
+    return list(dict.fromkeys(out))  # one line per problem, in the order jsonschema found them
+
+
+def _field(path: Iterable[Any]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
 def _type_name(v: Any) -> str:
-    for name, test in _TYPES.items():
-        if test(v):
+    # JSON's names; Python's bool is an int subclass, so test it first
+    for name, t in (("boolean", bool), ("integer", int), ("number", float), ("string", str), ("array", list),
+                    ("object", dict)):
+        if isinstance(v, t):
             return name
-    return type(v).__name__
+    return "null" if v is None else type(v).__name__
 
 
-def _resolve(schema: dict, root: dict) -> dict:
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if not ref.startswith("#/"):
-            raise LatentBenchError(f"schema $ref '{ref}' is not supported: only local '#/...' references")
-        node: Any = root
-        for part in ref[2:].split("/"):
-            node = node[part]
-        schema = {**node, **{k: v for k, v in schema.items() if k not in ("$ref", "description")}}
-    return schema
-
-
-def schema_errors(value: Any, schema: dict, root: dict | None = None, path: str = "") -> list[str]:
-    """Errors of ``value`` against ``schema`` as '<field path>: <problem>' strings (empty when valid).
-
-    Supports the keywords the entry schema uses: $ref, oneOf, type, enum, required, properties,
-    additionalProperties, items, minimum, maximum, minLength, pattern."""
-    root = root or schema
-    schema = _resolve(schema, root)
+def _describe(e: ValidationError) -> list[str]:
+    path = _field(e.absolute_path)
     where = path or "(entry)"
-    if "oneOf" in schema:
-        branches = [schema_errors(value, s, root, path) for s in schema["oneOf"]]
-        if sum(not b for b in branches) == 1:
-            return []
-        # report the branch whose type fits, which is what the writer most likely meant
-        fitting = [b for s, b in zip(schema["oneOf"], branches) if "type" not in _resolve(s, root)
-                   or _TYPES[_resolve(s, root)["type"]](value)]
-        return fitting[0] if fitting else [f"{where}: matches none of the allowed forms"]
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(_TYPES[t](value) for t in types):
-            return [f"{where}: expected {' or '.join(types)}, got {_type_name(value)} {json.dumps(value)[:60]}"]
-    errs: list[str] = []
-    if "enum" in schema and value not in schema["enum"]:
-        errs.append(f"{where}: {json.dumps(value)} is not one of {schema['enum']}")
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0):
-            errs.append(f"{where}: must not be empty")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errs.append(f"{where}: '{value[:60]}' does not match {schema['pattern']}")
-    if _TYPES["number"](value):
-        if "minimum" in schema and value < schema["minimum"]:
-            errs.append(f"{where}: {value} is below the minimum {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            errs.append(f"{where}: {value} is above the maximum {schema['maximum']}")
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                errs.append(f"{path + '.' if path else ''}{key}: missing required field")
-        props = schema.get("properties", {})
-        for key, v in value.items():
-            sub = f"{path}.{key}" if path else key
-            if key in props:
-                errs += schema_errors(v, props[key], root, sub)
-            elif schema.get("additionalProperties") is False:
-                errs.append(f"{sub}: unknown field (allowed: {', '.join(sorted(props))})")
-            elif isinstance(schema.get("additionalProperties"), dict):
-                errs += schema_errors(v, schema["additionalProperties"], root, sub)
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            errs += schema_errors(item, schema["items"], root, f"{path}[{i}]")
-    return errs
+    inst, kw, want = e.instance, e.validator, e.validator_value
+    if kw == "required":
+        # jsonschema raises one error per missing key; list each under its own field path
+        return [f"{path + '.' if path else ''}{k}: missing required field" for k in want
+                if isinstance(inst, dict) and k not in inst]
+    if kw == "additionalProperties":
+        props = e.schema.get("properties", {})
+        return [f"{path + '.' if path else ''}{k}: unknown field (allowed: {', '.join(sorted(props))})"
+                for k in inst if k not in props]
+    if kw == "type":
+        types = want if isinstance(want, list) else [want]
+        return [f"{where}: expected {' or '.join(types)}, got {_type_name(inst)} {json.dumps(inst)[:60]}"]
+    if kw == "enum":
+        return [f"{where}: {json.dumps(inst)} is not one of {want}"]
+    if kw == "minLength":
+        return [f"{where}: must not be empty" if want == 1 else f"{where}: is shorter than {want} characters"]
+    if kw == "pattern":
+        return [f"{where}: '{inst[:60]}' does not match {want}"]
+    if kw == "minimum":
+        return [f"{where}: {inst} is below the minimum {want}"]
+    if kw == "maximum":
+        return [f"{where}: {inst} is above the maximum {want}"]
+    if kw == "oneOf":
+        return _one_of(e, where)
+    return [f"{where}: {e.message}"]
+
+
+def _one_of(e: ValidationError, where: str) -> list[str]:
+    by_branch: dict[int, list[ValidationError]] = {i: [] for i in range(len(e.validator_value))}
+    for sub in e.context or ():
+        by_branch[sub.relative_schema_path[0]].append(sub)
+    if sum(not errs for errs in by_branch.values()) > 1:
+        return [f"{where}: matches more than one of the allowed forms"]
+    # report the branch whose type fits, which is what the writer most likely meant (a null
+    # `reproduced` is fine; a `reproduced` object with a missing field names that field)
+    fitting = [errs for errs in by_branch.values()
+               if not any(s.validator == "type" and not s.relative_path for s in errs)]
+    if fitting:
+        return [line for s in fitting[0] for line in _describe(s)]
+    return [f"{where}: matches none of the allowed forms"]

@@ -1,35 +1,57 @@
-"""Semantic checks of leaderboard entries: ranges, protocol, completeness, checksums, duplicates."""
+"""Semantic checks of leaderboard entries: ranges, protocol, completeness, checksums, duplicates.
+
+Ranges come from the metrics themselves (``Metric.leaderboard``, :class:`latentbench.LeaderboardValue`):
+this module names no metric, so a third-party metric's declared range is checked like a built-in's.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from latentbench.checkpoint import WEIGHTS_FILE, sha256_file
 from latentbench.errors import LatentBenchError
-from latentbench.leaderboard.schema import _TYPES, load_schema, schema_errors
+from latentbench.leaderboard.schema import load_schema, schema_errors
 
-#: (metric, value-key regex, low, high): the range a metric value must lie in. MS-SSIM as computed
-#: here ReLUs every scale (pytorch-msssim), so it lies in [0, 1]; accuracies are shares.
-RANGE_RULES: tuple[tuple[str, str, float, float], ...] = (
-    ("downstream_adv_accuracy", r"accuracy", 0.0, 1.0),
-    ("ms_ssim", r"^(?!adv_norm).*_(mean|std)$", 0.0, 1.0),
-    ("*", r"^adv_norm_mean$", 0.0, math.inf),
-    ("l2_distance", r".", 0.0, math.inf),
-    ("spectral_radius", r".", 0.0, math.inf),
-    ("vn_entropy", r".", 0.0, math.inf),
-    ("fid", r".", 0.0, math.inf),
-    ("*", r"_std$", 0.0, math.inf),
-)
-#: attacks keep the perturbation inside the budget (SPEC §0); slack for float32 rounding
+#: attacks keep the perturbation inside the budget (docs/methods.md §0); slack for float32 rounding
 BUDGET_SLACK = 1e-3
 
 
-def range_errors(entry: dict[str, Any]) -> list[str]:
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def metric_classes(entry: dict[str, Any], registry) -> dict[str, Any]:
+    """Metric plugin class of each result label of ``entry``: through its protocol (whose metrics
+    may carry a ``name`` other than the plugin), else by the label as a plugin name. Labels whose
+    plugin is not installed are left out: protocol_errors reports those cells."""
+    out: dict[str, Any] = {}
+    proto_name = (entry.get("protocol") or {}).get("name")
+    if proto_name in registry.names("protocol"):
+        for m in registry.protocol(proto_name).metrics:
+            if m.get("plugin") in registry.names("metric"):
+                out[m.get("name") or m["plugin"]] = registry.metric(m["plugin"])
+    for section in ("reported", "reproduced"):
+        numbers = entry.get(section)
+        results = numbers.get("results") if isinstance(numbers, dict) else None
+        for rec in results if isinstance(results, list) else []:
+            label = rec.get("metric") if isinstance(rec, dict) else None
+            if isinstance(label, str) and label not in out and label in registry.names("metric"):
+                out[label] = registry.metric(label)
+    return out
+
+
+def range_errors(entry: dict[str, Any], registry=None) -> list[str]:
+    """Values outside the range their metric declares (``Metric.leaderboard``), plus the checks
+    that hold for every metric: finite values, ``*_std`` >= 0, ``adv_norm_mean`` >= 0 and within
+    the cell's budget."""
+    from latentbench.registry import get_registry
+
+    registry = registry or get_registry()
+    classes = metric_classes(entry, registry)
     errs = []
     for section in ("reported", "reproduced"):
         numbers = entry.get(section)
@@ -38,20 +60,25 @@ def range_errors(entry: dict[str, Any]) -> list[str]:
         for i, rec in enumerate(numbers["results"]):
             if not isinstance(rec, dict) or not isinstance(rec.get("values"), dict):
                 continue
+            cls = classes.get(rec.get("metric"))
+            config = rec.get("metric_config") if isinstance(rec.get("metric_config"), dict) else {}
             for key, v in rec["values"].items():
                 f = f"{section}.results[{i}].values.{key} ({rec.get('metric')}"
                 f += f" x {rec['attack']}@{rec['budget']})" if rec.get("attack") else ")"
-                if not _TYPES["number"](v):
+                if not _is_number(v):
                     continue  # the schema reports it
                 if not math.isfinite(v):
                     errs.append(f"{f}: {v} is not finite")
                     continue
-                for metric, pattern, lo, hi in RANGE_RULES:
-                    if metric in ("*", rec.get("metric")) and re.search(pattern, key) and not lo <= v <= hi:
-                        errs.append(f"{f}: {v} is outside [{lo:g}, {hi:g}]")
-                        break
+                declared = cls.leaderboard_value(key, config) if cls is not None else None
+                lo, hi = declared.range if declared is not None else (-math.inf, math.inf)
+                if not lo <= v <= hi:
+                    errs.append(f"{f}: {v} is outside [{lo:g}, {hi:g}]")
+                elif (key.endswith("_std") or key == "adv_norm_mean") and v < 0:
+                    # a spread and a norm are never negative, whatever the metric declares
+                    errs.append(f"{f}: {v} is outside [0, inf]")
                 budget = rec.get("budget")
-                if key == "adv_norm_mean" and _TYPES["number"](budget) and v > budget * (1 + BUDGET_SLACK) + 1e-9:
+                if key == "adv_norm_mean" and _is_number(budget) and v > budget * (1 + BUDGET_SLACK) + 1e-9:
                     errs.append(f"{f}: mean perturbation norm {v:.6g} exceeds the budget {budget:g}")
     return errs
 
@@ -158,7 +185,7 @@ def validate_tree(directory: str | Path = "leaderboard", registry=None,
         errs = schema_errors(data, schema)
         if not errs:
             errs += protocol_errors(data, p.parent.name, registry)
-            errs += range_errors(data)
+            errs += range_errors(data, registry)
             errs += checkpoint_errors(data, repo_root)
             if data["name"] != p.stem:
                 errs.append(f"name: entry '{data['name']}' is stored as {p.name}; name the file {data['name']}.json")

@@ -89,7 +89,7 @@ def compare_numbers(reported: dict, reproduced: dict, tol: dict[str, float]) -> 
                 ok, allowed = within(va[k], vb[k], tol)
                 out.append(Difference(f"{label}: {k}", va[k], vb[k], allowed, ok))
         fa, fb = rep[cell].get("feature_extractor"), new[cell].get("feature_extractor")
-        if fa != fb:  # FIDs from different extractors are not comparable at all
+        if fa != fb:  # numbers computed in different feature spaces are not comparable at all
             out.append(Difference(f"{label}: feature_extractor", fa, fb, math.inf, False))
     return out
 

@@ -1,5 +1,7 @@
-"""Built-in attacks (SPEC §2). Each module holds one attack and its typed config; ``solvers`` holds
-the batched-restart PGD / L-BFGS-B machinery they share."""
+"""Built-in attacks (docs/methods.md §2). Each module holds one attack: its typed config and its
+objective (or, for attacks that are not one objective optimisation, its ``perturb``). Starts,
+restarts, projection, step sizes and the PGD / L-BFGS-B solvers come from the base class
+:class:`latentbench.attack.Attack`, as they do for third-party attacks."""
 
 from latentbench import hookimpl
 from latentbench.plugins.attacks.downstream_pgd import DownstreamPGD, DownstreamPGDConfig

@@ -1,4 +1,4 @@
-"""``eigendirection``: one step along the top eigenvectors of the pullback metric (000 §3.1, App. B)."""
+"""``eigendirection``: one step along the top eigenvectors of the pullback metric (Khan & Storkey §3.1, App. B)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import torch
 from torch import Tensor
 
 from latentbench.attack import Attack, AttackConfig, AttackResult
-from latentbench.plugins.attacks.base import check_common, encode_mean
-from latentbench.plugins.attacks.solvers import check_finite
 from latentbench.plugins._common.spectral import pullback_spectrum
 
 MODES = ("budget", "paper")
@@ -19,14 +17,14 @@ MODES = ("budget", "paper")
 
 @dataclass
 class EigendirectionConfig(AttackConfig):
-    """000 §3.1 (Thm 3.2) and App. B, SPEC §2.
+    """Khan & Storkey §3.1 (Thm 3.2) and App. B, docs/methods.md §2 `eigendirection`.
 
     ``mode: budget``: x + s * eps * v_k, an L2 step of exactly ``eps`` before clamping to [0, 1]
     (comparable with the other L2 attacks). ``mode: paper``: x + s * delta * lambda_k * v_k over
-    ``num_deltas`` log-spaced deltas in [``delta_min``, ``delta_max``] (000 §4: 40 steps in
-    [0.01, 10]); its steps are not budgeted (``eps`` is unused). In both modes k runs over the
-    ``top_k`` largest eigenpairs (000 Fig. 5 uses 5), s over {+1, -1}, and the worse candidate
-    (largest ||mu(x_adv) - mu(x)||_2) is kept. ``curved`` uses App. B's decoder-curved metric
+    ``num_deltas`` log-spaced deltas in [``delta_min``, ``delta_max``] (Khan & Storkey §4: 40 steps
+    in [0.01, 10]); its steps are not budgeted (``eps`` is unused). In both modes k runs over the
+    ``top_k`` largest eigenpairs (Khan & Storkey Fig. 5 uses 5), s over {+1, -1}, and the worse
+    candidate (largest ||mu(x_adv) - mu(x)||_2) is kept. ``curved`` uses App. B's decoder-curved metric
     (eq. 11) instead of the flat latent metric (eq. 4). ``steps``, ``step_size``, ``restarts`` and
     ``random_start`` do not apply to this one-shot attack.
     """
@@ -44,9 +42,9 @@ class EigendirectionConfig(AttackConfig):
     num_deltas: int = 40
 
     def validate(self) -> None:
-        check_common(self)
+        super().validate()
         if self.norm != "l2":
-            raise ValueError(f"eigendirection steps are L2 steps (000 Thm 3.2), got norm '{self.norm}'; set norm: l2")
+            raise ValueError(f"eigendirection steps are L2 steps (Khan & Storkey Thm 3.2), got norm '{self.norm}'; set norm: l2")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode '{self.mode}': use one of {', '.join(MODES)}")
         if self.top_k < 1:
@@ -67,15 +65,15 @@ class EigendirectionAttack(Attack):
     ``extra``: ``eigenvalues`` (B, r); ``direction`` (B,) index k and ``sign`` (B,) of the kept step.
     Paper mode adds ``deltas`` (D,), ``latent_change`` (D, r, B) (worse sign per delta and k) and
     ``recon_mse`` (D, r, B), the mean squared error between x and the reconstruction of that
-    candidate (000 Fig. 5); its ``x_adv`` is the worst candidate over the whole grid and its
-    ``budget`` the largest step length delta * lambda_k the grid takes (paper mode has no budget).
+    candidate (Khan & Storkey Fig. 5); its ``x_adv`` is the worst candidate over the whole grid and
+    its ``budget`` the largest step length delta * lambda_k the grid takes (paper mode has no budget).
     Pass counts: the Jacobian costs one forward and one backward pass per encoder output row (d, or
     2d with sigma), plus d decoder forward-mode passes when curved; each candidate costs one forward.
     """
 
     name = "eigendirection"
     config_class = EigendirectionConfig
-    source = "000 §3.1 Thm 3.2, §4 (eigendirection attack); App. B eq. 11 (curved)"
+    source = "Khan & Storkey §3.1 Thm 3.2, §4 (eigendirection attack); App. B eq. 11 (curved)"
 
     def sweep(self, x: Tensor, budgets: Sequence[float], y: Tensor | None = None,
               target: Tensor | None = None) -> dict[float, AttackResult]:
@@ -89,13 +87,15 @@ class EigendirectionAttack(Attack):
         return torch.stack([(x + steps).clamp(0.0, 1.0), (x - steps).clamp(0.0, 1.0)])
 
     def perturb(self, x: Tensor, y: Tensor | None = None, target: Tensor | None = None) -> AttackResult:
+        # one-shot candidates, no optimisation: nothing for the base class's solvers to do. A step of
+        # L2 length eps clamped to [0, 1] only gets shorter, so the clamp is the whole projection.
         cfg = self.config
         B, shape = x.shape[0], x.shape[1:]
         spec = pullback_spectrum(self.model, x.detach(), curved=cfg.curved, eigenvectors=True, top_k=cfg.top_k)
         lam, vecs = spec.eigenvalues.to(x.device), spec.eigenvectors.to(device=x.device, dtype=x.dtype)
         r = lam.shape[1]
         with torch.no_grad():
-            mu0 = encode_mean(self.model, x)
+            mu0 = self.encode_mean(x)
         d = mu0.shape[1]
         rows = 2 * d if spec.stochastic else d
         fwd, bwd = 1 + rows + (d + 1 if cfg.curved else 0), rows
@@ -111,7 +111,7 @@ class EigendirectionAttack(Attack):
                 if with_recon:
                     rec = self.model.decode(post_mu).reshape(2, r, B, -1)
                     mse = (rec - x.reshape(1, 1, B, -1)).pow(2).mean(dim=3)
-            check_finite(self.name, change)
+            self.check_finite(change)
             return cand, change, mse
 
         if cfg.mode == "budget":

@@ -1,4 +1,4 @@
-"""``fgsm_latent``: fast FGSM (Wong et al.) on the latent code, as 003 §5.3.2 uses for training."""
+"""``fgsm_latent``: fast FGSM (Wong et al.) on the latent code, as Saseendran (thesis) §5.3.2 uses for training."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import torch
 from torch import Tensor
 
 from latentbench.attack import Attack, AttackConfig, AttackResult
-from latentbench.perturbation import ascent_direction, project, random_start, repeat_batch
-from latentbench.plugins.attacks.base import check_common
-from latentbench.plugins.attacks.solvers import check_finite, restart_starts
+from latentbench.perturbation import ascent_direction, project, repeat_batch, restart_starts
+from latentbench.solvers import best_of_restarts, default_step_size
 
-#: Wong et al.'s fast-FGSM step relative to the budget (003 §5.3.2 follows them)
+#: Wong et al.'s fast-FGSM step relative to the budget (Saseendran (thesis) §5.3.2 follows them)
 STEP_FACTOR = 1.25
 
 
@@ -34,7 +33,8 @@ def fgsm_step(encode_fn: Callable[[Tensor], Tensor], x: Tensor, z0: Tensor, star
 def fgsm_latent_perturb(encode_fn: Callable[[Tensor], Tensor], x: Tensor, eps: float,
                         generator: Optional[torch.Generator] = None, step_size: Optional[float] = None,
                         z_clean: Optional[Tensor] = None) -> Tensor:
-    """Adversarial inputs for training robust autoencoders (003 §5.3.2, eq. 5.1; Wong et al.).
+    """Adversarial inputs for training robust autoencoders (Saseendran (thesis) §5.3.2, eq. 5.1;
+    Wong et al.).
 
     d0 ~ U(-eps, eps) (then clipped to the box), one step of ``step_size`` (default 1.25 eps) along
     sign(grad_d ||z(x + d) - z(x)||_2), projection onto the L-inf ball and [0, 1]. ``encode_fn`` maps
@@ -48,16 +48,17 @@ def fgsm_latent_perturb(encode_fn: Callable[[Tensor], Tensor], x: Tensor, eps: f
     if z_clean is None:
         with torch.no_grad():
             z_clean = encode_fn(x)
-    step = STEP_FACTOR * eps if step_size is None else float(step_size)
-    start = random_start(x, eps, "linf", generator) if eps > 0 else x.clone()
+    step = default_step_size(eps, 1, step_size, STEP_FACTOR)
+    start = restart_starts(x, eps, "linf", 1, True, generator)
     return fgsm_step(encode_fn, x, z_clean.detach(), start, eps, step).detach()
 
 
 @dataclass
 class FGSMLatentConfig(AttackConfig):
-    """003 §5.3.2: L-inf budget (0.3 as in the robust models' training, SPEC §1), exactly one step of
-    1.25 eps (``step_size`` null) from a uniform random start; ``restarts`` > 1 draws several starts
-    (batched) and keeps the best per input, which the thesis does not do."""
+    """Saseendran (thesis) §5.3.2: L-inf budget (0.3 as in the robust models' training,
+    docs/methods.md §1 `robust_gmm_dae`), exactly one step of 1.25 eps (``step_size`` null) from a
+    uniform random start; ``restarts`` > 1 draws several starts (batched) and keeps the best per
+    input, which the thesis does not do."""
 
     eps: float = 0.3
     norm: str = "linf"
@@ -65,7 +66,7 @@ class FGSMLatentConfig(AttackConfig):
     restarts: int = 1
 
     def validate(self) -> None:
-        check_common(self)
+        super().validate()
         if self.norm != "linf":
             raise ValueError(f"fgsm_latent is an L-inf attack (sign step), got norm '{self.norm}'; "
                              f"use max_damage or latent_space for L2 budgets")
@@ -75,19 +76,22 @@ class FGSMLatentConfig(AttackConfig):
 
 
 class FGSMLatent(Attack):
-    """Maximise ||z(x + d) - z(x)||_2 over ||d||_inf <= eps with one fast-FGSM step (003 eq. 5.1).
+    """Maximise ||z(x + d) - z(x)||_2 over ||d||_inf <= eps with one fast-FGSM step (Saseendran
+    (thesis) eq. 5.1).
 
     Objective (maximised, reported): ||mu(x_adv) - mu(x)||_2 of encoder means at the stepped point.
-    The point returned is the point after the step (not the random start), as in Wong et al.
+    The point returned is the point after the step (not the random start), as in Wong et al.; so it
+    is not a PGD run (which would keep the best iterate, start included) and overrides ``perturb``.
     """
 
     name = "fgsm_latent"
     config_class = FGSMLatentConfig
-    source = "003 §5.3.2 (fast FGSM of Wong et al. in latent space)"
+    source = "Saseendran (thesis) §5.3.2 (fast FGSM of Wong et al. in latent space)"
+    step_factor = STEP_FACTOR  # one step: the default step is 1.25 eps
 
     def perturb(self, x: Tensor, y: Tensor | None = None, target: Tensor | None = None) -> AttackResult:
         cfg = self.config
-        R, B = int(cfg.restarts), x.shape[0]
+        R = int(cfg.restarts)
 
         def encode_fn(xa: Tensor) -> Tensor:
             return self.model.encode(xa).mean
@@ -95,12 +99,9 @@ class FGSMLatent(Attack):
         with torch.no_grad():
             z0 = encode_fn(x)
         xr, z0r = repeat_batch(x, R), repeat_batch(z0, R)
-        starts = restart_starts(x, cfg.eps, "linf", R, cfg.random_start, self.generator)
-        step = STEP_FACTOR * cfg.eps if cfg.step_size is None else cfg.step_size
-        x_adv = fgsm_step(encode_fn, xr, z0r, starts, cfg.eps, step)
+        x_adv = fgsm_step(encode_fn, xr, z0r, self.restart_starts(x), cfg.eps, self.step_size())
         with torch.no_grad():
             dist = _sq_code_change(encode_fn, x_adv, z0r).sqrt()
-        check_finite(self.name, dist)
-        best = dist.view(R, B).argmax(0)
-        rows = best * B + torch.arange(B, device=x.device)
+        self.check_finite(dist)
+        rows = best_of_restarts(dist, R)
         return self.make_result(x, x_adv[rows], dist[rows], forward_passes=1 + 2 * R, backward_passes=R)

@@ -1,4 +1,4 @@
-"""Built-in metrics (SPEC §3)."""
+"""Built-in metrics (docs/methods.md §3)."""
 
 from latentbench import hookimpl
 from latentbench.plugins.metrics.attack_loss import AttackLoss

@@ -1,10 +1,17 @@
-"""The achieved objective of an attack on the evaluation images (003 Fig. 5.6; SPEC §3).
+"""The achieved objective of an attack on the evaluation images (Saseendran (thesis) Fig. 5.6;
+docs/methods.md §3 ``attack_loss``).
 
 The value is the attack's own ``AttackResult.objective`` in the attack's convention (e.g. the
 latent distance to the target for ``latent_space``, lower = stronger attack; the decoder-output
 change for ``max_damage``, higher = stronger). Targeted attacks get, per image, a target drawn
 uniformly from the images of another class (generator derived from (ctx.seed, "attack_loss")).
 Inputs are attacked in batches of ``batch_size``.
+
+No leaderboard declaration: the value's direction depends on the attack (higher is more robust for
+``latent_space``, lower for ``max_damage``), its scale on the attack's convention (a third-party
+attack may report any sign), and latent-space values are not comparable across models (their latent
+scales differ, as Saseendran (thesis) §5.4.3 notes), so it has no column, direction or range; the
+generic checks (finite, ``*_std`` >= 0, ``adv_norm_mean`` within the budget) still apply.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ class AttackLoss(Metric):
     name = "attack_loss"
     config_class = AttackLossConfig
     needs = frozenset({"model", "data", "attack"})
-    source = "003 Fig. 5.6"
+    source = "Saseendran (thesis) Fig. 5.6"
+    leaderboard = ()  # see the module docstring
 
     def compute(self, ctx: MetricContext) -> MetricResult:
         attack = ctx.attack

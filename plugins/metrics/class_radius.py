@@ -1,4 +1,5 @@
-"""Class radius E_{z ~ N(0, I)} r(z) of a decoder / generator (002 Def. 2.5, SPEC §3).
+"""Class radius E_{z ~ N(0, I)} r(z) of a decoder / generator (Manoj Def. 2.5; docs/methods.md §3
+``class_radius``).
 
 r(z) is the distance from z to the nearest z' whose decoded image gets another class than g(z)
 from a classifier c. Every point z' with c(g(z')) != c(g(z)) bounds r(z) from above, so the
@@ -17,11 +18,16 @@ z with no boundary found within ``search_radius`` are censored: they count at th
 mean is a lower bound of the class radius when censoring occurs) and their share is reported.
 
 Classifier: a callable given to the constructor (``ClassRadius(classifier=f)``), else the
-nearest-mode rule for ``grid2d`` (002 footnote 5; as logits -||x - m_k||^2, whose argmax is the
+nearest-mode rule for ``grid2d`` (Manoj footnote 5; as logits -||x - m_k||^2, whose argmax is the
 nearest mode), else ``ctx.classifier()`` (the harness's per-dataset classifier). A callable may
 return logits (B, K) or integer labels (B,); with labels only, (a) is skipped (no gradient).
 The decoder is ``model.decode`` (GAN plugins implement ``decode`` as their generator).
 Randomness: z = randn((n_samples, d), generator=ctx.generator) is drawn first, then the directions.
+
+Leaderboard: a column without a direction. A larger radius means more latent room before the class
+changes, yet Manoj §3.1 finds that GANs covering more modes have a lower class radius, so neither
+direction is "better" on its own. Ranges: radius and its standard error >= 0, the censored share in
+[0, 1].
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import torch
 from torch import Tensor
 
 from latentbench.errors import LatentBenchError
-from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult
 
 
 @dataclass
@@ -183,8 +189,13 @@ class ClassRadius(Metric):
     name = "class_radius"
     config_class = ClassRadiusConfig
     needs = frozenset({"model", "classifier"})
-    source = "002 Def. 2.5, §3"
+    source = "Manoj Def. 2.5, §3"
     requires_generative = True
+    leaderboard = (
+        LeaderboardValue("class_radius", "class radius", range=(0.0, math.inf)),
+        LeaderboardValue("class_radius_se", range=(0.0, math.inf)),
+        LeaderboardValue("censored_fraction", range=(0.0, 1.0)),
+    )
 
     def __init__(self, config: ClassRadiusConfig | None = None, classifier: Optional[Callable] = None, **overrides):
         super().__init__(config, **overrides)

@@ -1,18 +1,23 @@
-"""Nominal and adversarial accuracy of a probe on frozen encoder means (001 §4, 003 Table 5.7; SPEC §3, §4).
+"""Nominal and adversarial accuracy of a probe on frozen encoder means (Cemgil et al. §4, Saseendran
+(thesis) Table 5.7; docs/methods.md §3 ``downstream_adv_accuracy``).
 
-A probe -- ``linear`` (001 §4) or a 2-layer ``mlp`` (003 Table 5.7) -- is trained with plain
-cross-entropy on mu(train_x) with the encoder frozen. Nominal accuracy is its accuracy on mu(x) for
-the evaluation images; for every budget in ``budgets`` the attack named ``attack`` (looked up in the
-plugin registry, default ``downstream_pgd``) is built with ``classifier=probe`` and run on the
-evaluation images, and adversarial accuracy is the share of images whose attacked version the probe
-still classifies correctly (the share the attack fails on). Correctness at x_adv is recomputed
-here from the probe, so any registered attack with the same constructor works.
+A probe -- ``linear`` (Cemgil et al. §4) or a 2-layer ``mlp`` (Saseendran (thesis) Table 5.7) -- is
+trained with plain cross-entropy on mu(train_x) with the encoder frozen. Nominal accuracy is its
+accuracy on mu(x) for the evaluation images; for every budget in ``budgets`` the attack named
+``attack`` (looked up in the plugin registry, default ``downstream_pgd``) is built with
+``classifier=probe`` and run on the evaluation images, and adversarial accuracy is the share of
+images whose attacked version the probe still classifies correctly (the share the attack fails on).
+Correctness at x_adv is recomputed here from the probe, so any registered attack with the same
+constructor works.
 
-Choices SPEC leaves open: probe training uses Adam (lr ``probe_lr``), ``probe_epochs`` epochs of
-minibatches of ``batch_size``, weights initialised and batches shuffled from generators derived from
-(ctx.seed, "downstream_probe"); codes are not standardised (the probe sees the encoder's own scale,
-which is what an attacker faces). The MLP probe has one hidden ReLU layer of ``hidden`` units.
-Budget 0 runs the attack too (it must then return x itself).
+Choices the sources leave open: probe training uses Adam (lr ``probe_lr``), ``probe_epochs`` epochs
+of minibatches of ``batch_size``, weights initialised and batches shuffled from generators derived
+from (ctx.seed, "downstream_probe"); codes are not standardised (the probe sees the encoder's own
+scale, which is what an attacker faces). The MLP probe has one hidden ReLU layer of ``hidden``
+units. Budget 0 runs the attack too (it must then return x itself).
+
+Leaderboard: accuracies are shares in [0, 1], higher is more robust (the attack fails more often);
+``adv_accuracy@<eps>`` keys follow the configured budgets, so they are declared as a pattern.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentbench.errors import LatentBenchError
-from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult
 from latentbench.seeding import component_generator, derive_seed
 
 PROBES = ("linear", "mlp")
@@ -93,7 +98,11 @@ class DownstreamAdvAccuracy(Metric):
     name = "downstream_adv_accuracy"
     config_class = DownstreamConfig
     needs = frozenset({"model", "data", "train_data"})
-    source = "001 §4, 003 Table 5.7"
+    source = "Cemgil et al. §4, Saseendran (thesis) Table 5.7"
+    leaderboard = (
+        LeaderboardValue("nominal_accuracy", "probe acc.", better="higher", range=(0.0, 1.0)),
+        LeaderboardValue("adv_accuracy@*", "adv. acc. ε={}", better="higher", range=(0.0, 1.0)),
+    )
 
     def compute(self, ctx: MetricContext) -> MetricResult:
         from latentbench.registry import get_registry

@@ -1,4 +1,5 @@
-"""Frechet distance between features of generated and held-out real images (003 §2.2.5; SPEC §3, §4, §5).
+"""Frechet distance between features of generated and held-out real images (Saseendran (thesis) §2.2.5;
+docs/methods.md §3 ``fid``, §5).
 
 FID = ||mu_g - mu_r||^2 + tr(S_g + S_r - 2 (S_g S_r)^{1/2}), computed by
 ``cleanfid.fid.frechet_distance`` on the feature means and covariances (float64, unbiased
@@ -17,11 +18,16 @@ different extractors are never comparable):
 - ``auto`` (default): Inception when its weights are found, else the domain extractor.
 
 Generated images: ``model.sample(n_samples, generator=ctx.generator)`` in batches; real images: ctx.x
-(the held-out split the runner evaluates on). Default 10,000 samples (003 §5.4.7).
+(the held-out split the runner evaluates on). Default 10,000 samples (Saseendran (thesis) §5.4.7).
+
+Leaderboard: lower is better (generated images closer to real ones), >= 0 (a squared distance
+plus the trace term of two PSD matrices), one column per feature extractor, since FIDs from
+different extractors measure distances in different feature spaces.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -34,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from latentbench.errors import LatentBenchError
-from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult
 
 ENV_INCEPTION = "LATENTBENCH_INCEPTION_WEIGHTS"
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -112,8 +118,9 @@ class FID(Metric):
     name = "fid"
     config_class = FIDConfig
     needs = frozenset({"model", "data", "classifier"})
-    source = "003 §2.2.5, §5.4.7"
+    source = "Saseendran (thesis) §2.2.5, §5.4.7"
     requires_generative = True
+    leaderboard = (LeaderboardValue("fid", "FID", better="lower", range=(0.0, math.inf), split_by="feature_extractor"),)
 
     def _extractor(self, ctx: MetricContext):
         cfg = self.config

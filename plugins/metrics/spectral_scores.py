@@ -1,21 +1,31 @@
-"""Spectral radius and von Neumann entropy of the encoder's pullback metric (000 §3.2, App. B; SPEC §3).
+"""Spectral radius and von Neumann entropy of the encoder's pullback metric (Khan & Storkey §3.2,
+App. B; docs/methods.md §3 ``spectral_radius``, ``vn_entropy``).
 
-Both metrics take ``curved`` in their config: False uses the flat latent metric G_z = I (000 eq. 7,
-the paper's main results), True the decoder-curved G_z = J_g^T J_g of App. B. We chose one config
-flag over separate ``decoder_curved_*`` names so one plugin owns each score; the flag is part of the
-result's config and of its value names (``spectral_radius`` vs ``curved_spectral_radius``).
+Both metrics take ``curved`` in their config: False uses the flat latent metric G_z = I (Khan &
+Storkey eq. 7, the paper's main results), True the decoder-curved G_z = J_g^T J_g of App. B. We
+chose one config flag over separate ``decoder_curved_*`` names so one plugin owns each score; the
+flag is part of the result's config and of its value names (``spectral_radius`` vs
+``curved_spectral_radius``).
 The eigenvalues come from :func:`latentbench.plugins._common.spectral.pullback_spectrum` (Gram trick, never the
 N x N matrix).
+
+Leaderboard directions: a small spectral radius means no input direction moves the latent code
+much, so lower is more robust. The von Neumann entropy under ``trace`` normalisation is largest for
+an isotropic spectrum (no weak direction stands out), so higher is more robust; under ``max``
+normalisation an isotropic spectrum scores 0, Khan & Storkey §3.2's "low S = robust", so lower is.
+The two normalisations order models differently, so they never share a column (docs/methods.md §3
+``vn_entropy``). Every value is >= 0 (eigenvalues of a Gram matrix, entropies of p in [0, 1]).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
-from latentbench.metric import Metric, MetricConfig, MetricContext, MetricResult
+from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult
 from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_entropy
 from latentbench.plugins.metrics._summary import as_numpy, describe
 
@@ -24,7 +34,7 @@ NORMALIZATIONS = ("trace", "max")
 
 @dataclass
 class SpectralConfig(MetricConfig):
-    #: decoder-curved metric of 000 App. B instead of the flat latent
+    #: decoder-curved metric of Khan & Storkey App. B instead of the flat latent
     curved: bool = False
     #: samples per Jacobian chunk (bounds memory: chunk * 2d * N floats)
     chunk_size: Optional[int] = 64
@@ -45,7 +55,7 @@ class SpectralRadiusConfig(SpectralConfig):
 
 @dataclass
 class VNEntropyConfig(SpectralConfig):
-    #: ``trace``: p = lambda / sum lambda (von Neumann entropy, SPEC default); ``max``: lambda / max
+    #: ``trace``: p = lambda / sum lambda (von Neumann entropy, the default); ``max``: lambda / max
     #: lambda as in the paper's figures
     normalization: str = "trace"
 
@@ -73,12 +83,18 @@ def _result(key: str, per_sample: torch.Tensor, cfg: SpectralConfig, sp, extra_i
 
 
 class SpectralRadius(Metric):
-    """Largest eigenvalue of G_x per sample (000 eq. 8); lower is more robust."""
+    """Largest eigenvalue of G_x per sample (Khan & Storkey eq. 8); lower is more robust."""
 
     name = "spectral_radius"
     config_class = SpectralRadiusConfig
     needs = frozenset({"model", "data"})
-    source = "000 §3.2 eq. 8 (decoder-curved: App. B eq. 11)"
+    source = "Khan & Storkey §3.2 eq. 8 (decoder-curved: App. B eq. 11)"
+    leaderboard = (
+        LeaderboardValue("spectral_radius_mean", "spectral radius", better="lower", range=(0.0, math.inf)),
+        LeaderboardValue("curved_spectral_radius_mean", "curved spectral radius", better="lower",
+                         range=(0.0, math.inf)),
+        LeaderboardValue("*_std", range=(0.0, math.inf)),
+    )
 
     def compute(self, ctx: MetricContext) -> MetricResult:
         sp = _spectrum(ctx, self.config)
@@ -87,12 +103,24 @@ class SpectralRadius(Metric):
 
 
 class VNEntropy(Metric):
-    """Von Neumann entropy -sum p log p of the eigenvalues of G_x per sample (000 §3.2)."""
+    """Von Neumann entropy -sum p log p of the eigenvalues of G_x per sample (Khan & Storkey §3.2)."""
 
     name = "vn_entropy"
     config_class = VNEntropyConfig
     needs = frozenset({"model", "data"})
-    source = "000 §3.2 (decoder-curved: App. B eq. 11)"
+    source = "Khan & Storkey §3.2 (decoder-curved: App. B eq. 11)"
+    # the direction depends on the normalisation (module docstring): one declaration per normalisation
+    leaderboard = (
+        LeaderboardValue("vn_entropy_mean", "VN entropy", better="higher", range=(0.0, math.inf),
+                         when={"normalization": "trace"}),
+        LeaderboardValue("curved_vn_entropy_mean", "curved VN entropy", better="higher", range=(0.0, math.inf),
+                         when={"normalization": "trace"}),
+        LeaderboardValue("vn_entropy_mean", "VN entropy (max-normalised)", better="lower", range=(0.0, math.inf),
+                         when={"normalization": "max"}),
+        LeaderboardValue("curved_vn_entropy_mean", "curved VN entropy (max-normalised)", better="lower",
+                         range=(0.0, math.inf), when={"normalization": "max"}),
+        LeaderboardValue("*_std", range=(0.0, math.inf)),
+    )
 
     def compute(self, ctx: MetricContext) -> MetricResult:
         sp = _spectrum(ctx, self.config)

@@ -37,7 +37,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from latentbench.perturbation import pgd
+from latentbench.solvers import pgd
 from latentbench.plugins.attacks.fgsm_latent import fgsm_latent_perturb
 from latentbench.plugins.models.gmm_dae import RegularizedDAE, RegularizedDAEConfig, validate_gmm_fields
 from latentbench.plugins.models._gmm_prior import GMMPrior

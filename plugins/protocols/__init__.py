@@ -1,4 +1,4 @@
-"""Built-in evaluation protocols (SPEC §4). Results of different protocols are never ranked together."""
+"""Built-in evaluation protocols (docs/methods.md §4). Results of different protocols are never ranked together."""
 
 from latentbench import hookimpl
 from latentbench.plugins.protocols.digits import DIGITS_V1

@@ -1,26 +1,29 @@
 """``digits-v1``: the fast, embedded protocol (scikit-learn 8x8 digits, no download).
 
-It mirrors the structure of SPEC §4 (latent-space and max-damage attacks over three budgets with
-MS-SSIM and L2 image pairs, geometry scores, FID, downstream adversarial accuracy) at a scale one
-model's evaluation takes well under a minute on 2 CPU cores. Choices SPEC leaves open for 8x8
-images, and why:
+It mirrors the structure of fashion-mnist-32-v1 (docs/methods.md §4: latent-space and max-damage
+attacks over three budgets with MS-SSIM and L2 image pairs, geometry scores, FID, downstream
+adversarial accuracy) at a scale one model's evaluation takes well under a minute on 2 CPU cores.
+Choices the sources leave open for 8x8 images, and why:
 
-- Budgets lambda in {0.25, 0.5, 1.0} (L2, [0, 1] pixel units). SPEC's {1, 3, 5} is for 32x32 images
-  whose L2 norm is ~10-15, i.e. roughly 7%-40% of an image's norm. Digits test images have mean L2
-  norm 3.9 (min 3.2) and the mean distance between two test images is 3.0, so {0.25, 0.5, 1.0}
-  covers the same relative range (6%-26% of the norm) without letting the budget reach another
-  digit outright.
+- Budgets lambda in {0.25, 0.5, 1.0} (L2, [0, 1] pixel units). The {1, 3, 5} of Saseendran (thesis)
+  §5.4.7 and the Robust-DAE appendix A.4 is for 32x32 images whose L2 norm is ~10-15, i.e. roughly
+  7%-40% of an image's norm. Digits test images have mean L2 norm 3.9 (min 3.2) and the mean
+  distance between two test images is 3.0, so {0.25, 0.5, 1.0} covers the same relative range
+  (6%-26% of the norm) without letting the budget reach another digit outright.
 - Evaluation subset: 300 of the 359 test images, drawn once from seed 0 (latentbench.data.Split.subset),
   so every entry is computed on the same images. Pair metrics draw 50 images x 5 trials from it
-  (a new draw and new targets every trial, SPEC §4/§6).
+  (a new draw and new targets every trial, docs/methods.md §4, §6).
 - Attack solver: PGD-L2 with 50 steps and 2 restarts instead of 200 x 10: on 64-dimensional inputs
   the objective plateaus long before 50 steps (the step size is 2.5 eps / steps), and this keeps
   the attack cost small.
 - Geometry scores on the whole 300-image subset; FID with the harness's domain extractor (a
   classifier trained on the digits train split; no Inception weights exist offline, and an
   Inception network on 8x8 images would be meaningless) from 1,000 samples against the 300 images.
-- Downstream: linear probe (001 §4), L-inf eps {0.05, 0.1, 0.2}, 20 steps, 2 restarts. eps 0.01 of
-  SPEC is below half a grey level of 16-level digits, so it is replaced by 0.05.
+- Downstream: linear probe (Cemgil et al. §4), L-inf eps {0.05, 0.1, 0.2}, 20 steps, 2 restarts. eps
+  0.01 of Cemgil et al. Table 2 is below half a grey level of 16-level digits, so it is replaced by 0.05.
+- Ranking: by max-damage MS-SSIM(x~_r, x~_a) at the largest budget, the headline number of
+  Saseendran (thesis) §5.4 and the Robust-DAE appendix (higher: the attack moved the reconstruction
+  less). Read it with clean MSE (a collapsed encoder is trivially robust to max-damage attacks).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ DIGITS_V1 = Protocol(
     version="1",
     description=("scikit-learn 8x8 digits, fixed 300-image test subset (seed 0); latent_space and max_damage "
                  "PGD-L2 (50 steps, 2 restarts) at lambda 0.25/0.5/1 (the same fraction of an image's L2 norm, "
-                 "mean 3.9, as SPEC's 1/3/5 on 32x32 images) with MS-SSIM and L2 pairs over 50 images x 5 "
-                 "trials; spectral radius and von Neumann entropy on all 300 images; FID (domain extractor, "
+                 "mean 3.9, as fashion-mnist-32-v1's 1/3/5 on 32x32 images) with MS-SSIM and L2 pairs over 50 "
+                 "images x 5 trials; spectral radius and von Neumann entropy on all 300 images; FID (domain extractor, "
                  "1,000 samples); linear-probe downstream accuracy under L-inf PGD eps 0.05/0.1/0.2."),
     dataset={"name": "digits", "eval_split": "test", "eval_subset": 300},
     attacks=(
@@ -58,5 +61,6 @@ DIGITS_V1 = Protocol(
     # Same code, seed and data give bit-identical numbers on one machine; the tolerance absorbs
     # BLAS/thread-count differences between machines, which PGD can amplify near ties.
     tolerances={"rel": 0.05, "abs": 0.02},
-    source="SPEC §4 scaled to 8x8 images; 004 App. A (100 images x 10 trials, lambda 1/3/5)",
+    source="docs/methods.md §4 scaled to 8x8 images; Robust-DAE appendix A.4 (100 images x 10 trials, lambda 1/3/5)",
+    rank_by={"metric": "ms_ssim", "value": "recon_vs_adv_recon_mean", "attack": "max_damage", "budget": max(BUDGETS)},
 )

@@ -76,6 +76,45 @@ EXT_SOURCE = textwrap.dedent('''
 ''')
 
 
+#: a second distribution: a metric that declares its leaderboard value (direction and range) and a
+#: protocol that runs it, on the first distribution's model and attack. Nothing in LatentBench names it.
+EXT_LEADERBOARD_SOURCE = textwrap.dedent('''
+    from dataclasses import dataclass
+    from latentbench import LeaderboardValue, Metric, MetricConfig, MetricResult, hookimpl
+    from latentbench.protocol import Protocol
+
+    @dataclass
+    class KeptConfig(MetricConfig):
+        radius: float = 0.5
+
+    class ExtKept(Metric):
+        """Share of images whose latent code the attack moves less than ``radius``."""
+        name = "ext_kept"
+        config_class = KeptConfig
+        needs = frozenset({"model", "data", "attack"})
+        # a share: in [0, 1], and more kept codes is more robust
+        leaderboard = (LeaderboardValue("kept", "kept share", better="higher", range=(0.0, 1.0)),)
+        def compute(self, ctx):
+            r = ctx.attack(ctx.x)
+            return MetricResult({"kept": float((r.objective < self.config.radius).double().mean())})
+
+    EXT_DIGITS = Protocol(
+        name="ext-digits-v1", version="1", description="ext_kept under ext_shift on 30 digits",
+        dataset={"name": "digits", "eval_split": "test", "eval_subset": 30, "train_subset": 100},
+        attacks=({"name": "shift", "plugin": "ext_shift", "config": {}, "budgets": [0.05]},),
+        metrics=({"plugin": "ext_kept"},),
+        rank_by={"metric": "ext_kept", "value": "kept", "attack": "shift", "budget": 0.05})
+
+    @hookimpl
+    def latentbench_metrics():
+        return [ExtKept]
+
+    @hookimpl
+    def latentbench_protocols():
+        return [EXT_DIGITS]
+''')
+
+
 def make_dist(root: Path, dist: str, module: str, source: str, version: str = "0.3") -> None:
     (root / module).mkdir(parents=True)
     (root / module / "__init__.py").write_text(source)
@@ -122,6 +161,43 @@ def test_run_uses_out_of_tree_plugins(ext_root, tmp_path):
     r = cli(["run", str(p), "--fail-on-error"], ext_root)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ext_gain" in r.stdout and "1 cells computed" in r.stdout
+
+
+def test_out_of_tree_metric_gets_a_leaderboard_column_and_range_check(ext_root, tmp_path):
+    """A third-party metric's declaration (direction, range) reaches `leaderboard render` and
+    `leaderboard validate` with no change to LatentBench: the entry comes from `latentbench
+    benchmark` under the third-party protocol."""
+    make_dist(ext_root, "latentbench-ext-leaderboard", "lb_ext_lb", EXT_LEADERBOARD_SOURCE)
+    lb = tmp_path / "lb"
+    entry = lb / "ext-digits-v1" / "ext.json"
+    r = cli(["benchmark", "--protocol", "ext-digits-v1", "--model", "ext_ae", "--set", "latent_dim=3",
+             "--train-epochs", "1", "--name", "ext", "--out", str(entry), "--work-dir", str(tmp_path / "work"),
+             "--no-progress"], ext_root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(entry.read_text())
+    assert [(x["metric"], x["attack"], x["budget"]) for x in data["reported"]["results"]] == [
+        ("ext_kept", "shift", 0.05)]
+    assert 0.0 <= data["reported"]["results"][0]["values"]["kept"] <= 1.0
+
+    r = cli(["leaderboard", "validate", str(lb)], ext_root)
+    assert r.returncode == 0 and "1 entries in" in r.stdout, r.stdout + r.stderr
+    r = cli(["leaderboard", "render", str(lb)], ext_root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    md = (lb / "LEADERBOARD.md").read_text()
+    section = md[md.index("## ext-digits-v1"):]
+    # the declared label, after the attack and budget, with the declared direction's arrow; and the
+    # protocol's rank_by is the default order
+    assert "| shift λ=0.05 kept share ↑ |" in " ".join(section.split())
+    assert "Sorted by shift λ=0.05 kept share ↑." in section
+    page = (lb / "index.html").read_text()
+    assert "<th class='num' data-better='higher'>shift λ=0.05 kept share ↑</th>" in page
+
+    data["reported"]["results"][0]["values"]["kept"] = 1.5
+    entry.write_text(json.dumps(data))
+    r = cli(["leaderboard", "validate", str(lb)], ext_root)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert ("ext-digits-v1/ext.json: reported.results[0].values.kept (ext_kept x shift@0.05): 1.5 is outside [0, 1]"
+            in r.stdout.splitlines()), r.stdout
 
 
 def test_disable_autoload_env_skips_third_party(ext_root):

@@ -59,9 +59,9 @@ def test_regenerate_command_parses_back_to_the_same_request():
     argv = shlex.split(regenerate_command(req))
     assert argv[:2] == ["latentbench", "benchmark"]
     args = build_parser().parse_args(argv[1:])
-    from latentbench.cli import _parse_set
+    from latentbench.cli.options import parse_set
 
-    assert _parse_set(args.set) == req.config
+    assert parse_set(args.set) == req.config
     assert (args.protocol, args.model, args.name, args.train_epochs, args.batch_size, args.save_checkpoint) == \
         ("digits-v1", "vae", "my-vae", 40, 64, "ck/my-vae")
 

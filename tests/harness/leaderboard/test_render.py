@@ -1,5 +1,7 @@
-"""Rendering: Markdown and HTML agree on every number; the HTML page renders and sorts in headless
-Chromium (skipped only when chromium is not installed)."""
+"""Rendering: Markdown and HTML agree on every number; the built-in metrics' declarations give the
+shipped tables their columns and directions; the committed LEADERBOARD.md and index.html are what
+`leaderboard render` writes; the HTML page renders and sorts in headless Chromium (skipped only
+when chromium is not installed)."""
 
 import re
 import shutil
@@ -9,7 +11,8 @@ from html.parser import HTMLParser
 import pytest
 from tests.harness.leaderboard.conftest import LEADERBOARD
 
-from latentbench.leaderboard import build_tables, fmt, render_html, render_markdown, table_id, validate_tree
+from latentbench.leaderboard import (build_tables, fmt, render_html, render_markdown, render_tree, table_id,
+                                     validate_tree)
 
 
 class _Tables(HTMLParser):
@@ -103,6 +106,37 @@ def test_per_attack_per_budget_columns(tables):
     assert vals == sorted(vals, reverse=True)
 
 
+def test_builtin_declarations_give_the_shipped_columns_and_directions(tables):
+    """What the built-in metrics declare (Metric.leaderboard) is what the leaderboard showed when it
+    hard-coded them: same columns, same order, same more-robust directions."""
+    digits = next(t for t in tables if t.protocol.name == "digits-v1")
+    got = [(c.header, c.better) for c in digits.columns]
+    want = [("clean MSE", "lower")]
+    for attack, pair, ms_better in (("latent_space", "(x_t, x~_a)", "lower"), ("max_damage", "(x~_r, x~_a)", "higher")):
+        l2_better = "higher" if ms_better == "lower" else "lower"
+        for b in ("0.25", "0.5", "1"):
+            want += [(f"{attack} λ={b} MS-SSIM{pair}", ms_better), (f"{attack} λ={b} L2{pair}", l2_better)]
+    want += [("spectral radius", "lower"), ("VN entropy", "higher"),
+             ("FID [latentbench-domain-cnn-digits-8-seed0]", "lower"), ("probe acc.", "higher"),
+             ("adv. acc. ε=0.05", "higher"), ("adv. acc. ε=0.1", "higher"), ("adv. acc. ε=0.2", "higher")]
+    assert got == want
+    # each protocol ranks by its own rank_by: max-damage MS-SSIM(x~_r, x~_a) at its largest budget
+    heads = {t.protocol.name: t.sort_column.header for t in tables}
+    assert heads["digits-v1"] == "max_damage λ=1 MS-SSIM(x~_r, x~_a)"
+    if "fashion-mnist-32-v1" in heads:
+        assert heads["fashion-mnist-32-v1"] == "max_damage λ=5 MS-SSIM(x~_r, x~_a)"
+
+
+def test_committed_pages_are_what_render_writes(tmp_path, registry):
+    """LEADERBOARD.md and index.html say "do not edit by hand": they must match a fresh render (re-run
+    `latentbench leaderboard render leaderboard` after changing an entry, a protocol or a metric's
+    declarations)."""
+    md, page = tmp_path / "LEADERBOARD.md", tmp_path / "index.html"
+    render_tree(LEADERBOARD, str(md), str(page), registry)
+    assert md.read_text() == (LEADERBOARD / "LEADERBOARD.md").read_text()
+    assert page.read_text() == (LEADERBOARD / "index.html").read_text()
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -119,7 +153,7 @@ def test_html_renders_and_sorts_in_headless_chromium(tables, tmp_path):
     page.write_text(render_html(tables))
     t = next(t for t in tables if t.protocol.name == "digits-v1")
     tid = table_id(t.protocol.name)
-    col = 4 + next(i for i, c in enumerate(t.columns) if c.key == "spectral_radius")
+    col = 4 + next(i for i, c in enumerate(t.columns) if c.key == "spectral_radius/spectral_radius_mean")
     url = f"{page.as_uri()}#sort={tid}:{col}:asc"
     dom = _chromium(url, tmp_path, "--dump-dom").stdout
     ht = html_tables(dom)[tid]
@@ -127,7 +161,7 @@ def test_html_renders_and_sorts_in_headless_chromium(tables, tmp_path):
     assert re.search(rf"id=\"{tid}\"[^>]*data-sort-col=\"{col}\"", dom) or f'data-sort-col="{col}"' in dom
     shown = [float(r[col]) for r in ht["rows"]]
     assert shown == sorted(shown) and len(shown) == len(t.rows)
-    expected = sorted(fmt(c.get(e)) for e in t.rows for c in t.columns if c.key == "spectral_radius")
+    expected = sorted(fmt(c.get(e)) for e in t.rows for c in t.columns if c.key == "spectral_radius/spectral_radius_mean")
     assert sorted(r[col] for r in ht["rows"]) == expected
     # descending through the same hash mechanism
     dom = _chromium(f"{page.as_uri()}#sort={tid}:{col}:desc", tmp_path, "--dump-dom").stdout

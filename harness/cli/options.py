@@ -1,0 +1,104 @@
+"""Options shared by several commands, defined once with one set of defaults.
+
+=====================  =========================================================================
+option                 when not given
+=====================  =========================================================================
+``--device DEV``       the config's device (run config ``device``, ``model.train.device``), else
+                       ``cpu`` (:data:`DEFAULT_DEVICE`)
+``--data-root DIR``    the config's ``dataset.data_root``, else the dataset plugin's own search
+                       (e.g. ``/usr/share/datasets/<name>/``)
+``--set KEY=VALUE``    nothing: the model config is the config's (repeatable; VALUE in YAML syntax)
+``--work-dir DIR``     also spelled ``--output-dir``: the config's output folder, else the
+                       command's folder in :data:`WORK_DIR_DEFAULTS`
+``--no-progress``      progress bars on (unless the config says ``progress: false``)
+=====================  =========================================================================
+
+Every shared option's argparse default is "not given" (None, or False for ``--no-progress``), so a
+command can tell a flag from a fallback; the fallbacks above are applied by :func:`device_from`
+and the commands, never by argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Optional
+
+import yaml
+
+from latentbench.errors import ConfigError
+
+DEFAULT_DEVICE = "cpu"
+#: where ``latentbench reproduce`` writes (one folder per experiment)
+REPRODUCTION_DIR = "docs/reproduction"
+
+#: the folder each command writes to when neither --work-dir nor its config names one
+WORK_DIR_DEFAULTS = {
+    "run": "the config's output_dir (runs/run when it has none)",
+    "train": "the config's output, else checkpoints/<model name>-<dataset>",
+    "benchmark": "runs/benchmark/<protocol>/<name>",
+    "leaderboard verify": "a fresh temporary folder, removed afterwards",
+    "reproduce": REPRODUCTION_DIR,
+}
+
+SHARED = ("device", "data_root", "set", "work_dir", "no_progress")
+
+_HELP = {
+    "device": f"cpu, cuda, cuda:1, ... (default: the config's device, else {DEFAULT_DEVICE})",
+    "data_root": "folder holding dataset files, e.g. the Fashion-MNIST IDX files (default: the config's "
+                 "dataset.data_root, else the dataset's own search path)",
+    "set": "model config field on top of the config's, repeatable (VALUE in YAML syntax: latent_dim=10, hidden=[64,64])",
+    "no_progress": "no progress bars",
+}
+
+
+def add_shared_options(parser: argparse.ArgumentParser, command: str, *names: str,
+                       work_dir_aliases: tuple[str, ...] = ()) -> None:
+    """Add the shared options ``names`` (from :data:`SHARED`) to ``command``'s parser.
+    ``work_dir_aliases`` keeps a command's older spelling of --work-dir (train's -o/--output)."""
+    unknown = set(names) - set(SHARED)
+    assert not unknown, f"not shared options: {unknown}"
+    if "device" in names:
+        parser.add_argument("--device", default=None, help=_HELP["device"])
+    if "data_root" in names:
+        parser.add_argument("--data-root", dest="data_root", default=None, metavar="DIR", help=_HELP["data_root"])
+    if "set" in names:
+        parser.add_argument("--set", dest="set", action="append", default=None, metavar="KEY=VALUE", help=_HELP["set"])
+    if "work_dir" in names:
+        parser.add_argument("--work-dir", "--output-dir", *work_dir_aliases, dest="work_dir", default=None, metavar="DIR",
+                            help=f"folder the command writes to (default: {WORK_DIR_DEFAULTS[command]})")
+    if "no_progress" in names:
+        parser.add_argument("--no-progress", dest="no_progress", action="store_true", default=False, help=_HELP["no_progress"])
+
+
+def device_from(args: argparse.Namespace, config_device: Optional[str] = None) -> str:
+    """--device, else the config's device, else :data:`DEFAULT_DEVICE`."""
+    return getattr(args, "device", None) or config_device or DEFAULT_DEVICE
+
+
+def parse_set(items: Optional[list[str]]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a mapping, each VALUE read as YAML."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(item, "expected KEY=VALUE (VALUE in YAML syntax, e.g. latent_dim=10 or hidden=[64,64])")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def merged(mapping: dict[str, Any], key: str, extra: dict[str, Any]) -> Any:
+    """``mapping[key]`` updated with ``extra`` (a command-line override of a config section). A value
+    that is not a mapping is returned as it is, for the config builder to report with its key path."""
+    base = mapping.get(key)
+    if base is None:
+        base = {}
+    if not isinstance(base, dict):
+        return base
+    return {**base, **extra}
+
+
+def registry_for(args: argparse.Namespace):
+    """The plugin registry, strict when --strict-plugins was given."""
+    from latentbench.registry import get_registry
+
+    return get_registry(strict=True) if getattr(args, "strict_plugins", False) else get_registry()

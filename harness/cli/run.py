@@ -1,0 +1,68 @@
+"""``latentbench run`` (evaluate a run config's grid of cells) and ``latentbench report``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from latentbench.cli.options import add_shared_options, device_from, registry_for
+from latentbench.errors import LatentBenchError
+
+
+def cmd_run(args) -> int:
+    from latentbench.report import markdown_table, summary_tables
+    from latentbench.runconfig import load_run_config
+    from latentbench.runner import Runner
+
+    cfg = load_run_config(args.config)
+    # command-line overrides go in before the Runner validates the config (once)
+    if args.work_dir:
+        cfg.output_dir = args.work_dir
+    cfg.device = device_from(args, cfg.device)
+    if args.data_root:
+        cfg.dataset.data_root = args.data_root
+    if args.no_progress:
+        cfg.progress = False
+    summary = Runner(cfg, registry_for(args)).run()
+    print(summary_tables(summary.rows) if not args.full_table else markdown_table(summary.rows))
+    print(f"\n{summary.computed} cells computed, {summary.reused} reused from {Path(cfg.output_dir) / 'results.sqlite'}, "
+          f"{summary.failed} failed. Outputs: {', '.join(summary.outputs.values())}")
+    return 1 if summary.failed and args.fail_on_error else 0
+
+
+def cmd_report(args) -> int:
+    from latentbench.report import markdown_table, write_outputs
+    from latentbench.store import ResultStore
+
+    p = Path(args.path)
+    db = p / "results.sqlite" if p.is_dir() else p
+    if not db.exists():
+        raise LatentBenchError(f"no results store at {db}: pass a run's output folder or its results.sqlite")
+    with ResultStore(db) as store:
+        rows = list(store.rows(args.run))
+    if args.format == "md":
+        print(markdown_table(rows))
+    elif args.format == "json":
+        print(json.dumps(rows, indent=1, default=str))
+    else:
+        outs = write_outputs(rows, args.out or db.parent)
+        print("\n".join(outs.values()))
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("run", help="evaluate models x attacks x metrics from a YAML run config",
+                       description="Run the grid of cells a YAML config defines; results go to <output_dir>/results.sqlite "
+                                   "and results.{md,csv,json}. Re-running reuses finished cells.")
+    p.add_argument("config", help="path to a YAML run config, or the name of a shipped one (quickstart)")
+    add_shared_options(p, "run", "device", "data_root", "work_dir", "no_progress")
+    p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any cell failed")
+    p.add_argument("--full-table", action="store_true", help="print every value (also in results.md), not the summary")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="render stored results (Markdown, CSV, JSON)")
+    p.add_argument("path", help="a run's output folder or a results.sqlite file")
+    p.add_argument("--run", help="only this run name")
+    p.add_argument("--format", choices=["md", "json", "files"], default="md")
+    p.add_argument("--out", help="folder for --format files (default: next to the results store)")
+    p.set_defaults(func=cmd_report)
