@@ -10,7 +10,7 @@ PROJECT = "latentbench"
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 from latentbench.model import Autoencoder, LatentGaussian, ModelConfig  # noqa: E402
-from latentbench.attack import Attack, AttackConfig, AttackResult  # noqa: E402
+from latentbench.attack import Attack, AttackConfig, AttackResult, SolverAttackConfig  # noqa: E402
 from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult  # noqa: E402
 from latentbench.data import DatasetPlugin  # noqa: E402
 from latentbench.errors import LatentBenchError  # noqa: E402
@@ -24,6 +24,7 @@ __all__ = [
     "Attack",
     "AttackConfig",
     "AttackResult",
+    "SolverAttackConfig",
     "LeaderboardValue",
     "Metric",
     "MetricConfig",

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from latentbench import Attack, AttackConfig, Autoencoder, LatentGaussian, ModelConfig
-from latentbench.attack import SolverAttackConfig
+from latentbench import Attack, AttackConfig, Autoencoder, LatentGaussian, ModelConfig, SolverAttackConfig
 from latentbench.errors import NonFiniteError
 from latentbench.perturbation import flat_norm, random_start
 
