@@ -1,7 +1,10 @@
-"""LatentBench core: plugin system, interfaces, data, training, runner and results store."""
+"""LatentBench: the contract (hook specs, component interfaces) and the engine (registry, runner,
+results store, leaderboard). Everything a plugin author needs is importable from here; the built-in
+plugins live in :mod:`latentbench.plugins` and are registered exactly like a third party's."""
 
 import pluggy
 
+#: the one place the version is written (pyproject.toml reads it)
 __version__ = "0.1.0"
 
 PROJECT = "latentbench"
@@ -12,7 +15,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 from latentbench.model import Autoencoder, LatentGaussian, ModelConfig  # noqa: E402
 from latentbench.attack import Attack, AttackConfig, AttackResult, SolverAttackConfig  # noqa: E402
 from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult  # noqa: E402
-from latentbench.data import DatasetPlugin  # noqa: E402
+from latentbench.data import Dataset, DatasetConfig, Split  # noqa: E402
+from latentbench.protocol import Protocol  # noqa: E402
+from latentbench.experiment import Experiment, Finding, ReproContext, ReproResult, experiment  # noqa: E402
 from latentbench.errors import LatentBenchError  # noqa: E402
 
 __all__ = [
@@ -30,6 +35,14 @@ __all__ = [
     "MetricConfig",
     "MetricContext",
     "MetricResult",
-    "DatasetPlugin",
+    "Dataset",
+    "DatasetConfig",
+    "Split",
+    "Protocol",
+    "Experiment",
+    "experiment",
+    "ReproContext",
+    "ReproResult",
+    "Finding",
     "LatentBenchError",
 ]

@@ -46,7 +46,7 @@ class DatasetConfig:
     options: dict = dataclasses.field(default_factory=dict)
 
 
-class DatasetPlugin:
+class Dataset:
     """Base of dataset plugins: ``load(split)`` returns a :class:`Split`; labels where they exist."""
 
     name: ClassVar[str] = ""

@@ -50,7 +50,7 @@ def latentbench_metrics():
 
 @hookspec
 def latentbench_datasets():
-    """Return a list of dataset classes (subclasses of :class:`harness.DatasetPlugin`)."""
+    """Return a list of dataset classes (subclasses of :class:`harness.Dataset`)."""
 
 
 @hookspec

@@ -1,4 +1,4 @@
-"""The autoencoder interface every model plugin implements (SPEC §0)."""
+"""The autoencoder interface every model plugin implements (docs/methods.md §0)."""
 
 from __future__ import annotations
 

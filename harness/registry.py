@@ -2,7 +2,7 @@
 
 Entry points of the ``latentbench`` group are loaded one at a time, so one broken third-party
 plugin is reported and skipped instead of stopping the rest (pluggy's
-``load_setuptools_entrypoints`` stops at the first failure, SPEC §5). Set
+``load_setuptools_entrypoints`` stops at the first failure, docs/methods.md §5). Set
 ``LATENTBENCH_STRICT_PLUGINS=1`` (or pass ``--strict-plugins``) to make any failure an error, and
 ``LATENTBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` to load only the built-in plugins.
 """

@@ -22,7 +22,7 @@ Every number here was produced by `latentbench reproduce NAME --size full` on a 
 commands, sizes and CPU times are in each section). The documents trained larger models for longer
 on MNIST, ColorMNIST, CelebA or full Fashion-MNIST; we use Fashion-MNIST (Debian's
 `dataset-fashion-mnist`, resized to 32x32 where the thesis protocol does), a colour version built as
-001 §4 describes, digits, and 002's synthetic 2D grid, with fewer epochs, seeds and attack steps.
+Cemgil et al. §4 describes, digits, and Manoj's synthetic 2D grid, with fewer epochs, seeds and attack steps.
 MS-SSIM uses LatentBench's small-image configuration (`plugins/metrics/msssim_config.py`), and FID
 uses the harness's domain feature extractor because Inception weights cannot be downloaded here, so
 FID values are not comparable with the documents'. No run was tuned to agree with a document: each

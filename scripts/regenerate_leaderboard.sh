@@ -28,14 +28,14 @@ for m in $MODELS; do
 done
 
 if [[ "${1:-}" == "--fashion" ]]; then
-  # fashion-mnist-32-v1 (SPEC §4): latent 10 as in 004 App. A; checkpoints stay out of git
+  # fashion-mnist-32-v1 (docs/methods.md §4): latent 10 as in Robust-DAE appendix App. A; checkpoints stay out of git
   # (runs/ is ignored); the entry's checkpoint.regenerate holds the command that rebuilds them.
   for m in $MODELS; do
     # lc_vae and gmm_dae default to their papers' conv backbone (128-256-512-1024 channels):
     # measured on one CPU thread, one PGD step over the protocol's 100 images x 10 trials costs
     # 3.9-5.5 s against 0.03 s for the MLP, i.e. ~3 h per attack cell (~20 h per entry). The
     # shipped CPU entries use their MLP backbones (lc_vae 256-256-512 ReLU, gmm_dae 4 x 200 ReLU,
-    # 003 §5.4.7), as every other shipped model does; drop the override on a GPU.
+    # Saseendran (thesis) §5.4.7), as every other shipped model does; drop the override on a GPU.
     extra=()
     case "$m" in lc_vae|gmm_dae) extra=(--set backbone=mlp) ;; esac
     $LB benchmark --protocol fashion-mnist-32-v1 --model "$m" --set latent_dim=10 "${extra[@]}" \

@@ -1,7 +1,7 @@
 """Divergences between diagonal Gaussian posteriors, one value per sample (summed over latent dims).
 
-Used by the ``pgd_wasserstein`` attack and by the smooth-encoder model (001 §3, App. B.2, App. C;
-SPEC §1). Every function takes means of shape (B, d) and standard deviations of the same shape,
+Used by the ``pgd_wasserstein`` attack and by the smooth-encoder model (Cemgil et al. §3, App. B.2, App. C;
+docs/methods.md §1). Every function takes means of shape (B, d) and standard deviations of the same shape,
 or ``None`` for a deterministic encoder. A ``None`` std is a point mass (std 0), so for two
 deterministic codes every distance here reduces to ``||mu_a - mu_b||^2``.
 """
@@ -62,7 +62,7 @@ def kl_diag_gaussians(mean_a: Tensor, std_a: Tensor, mean_b: Tensor, std_b: Tens
 def w2_squared_diag(mean_a: Tensor, std_a: Optional[Tensor], mean_b: Tensor, std_b: Optional[Tensor]) -> Tensor:
     """Exact squared 2-Wasserstein distance between diagonal Gaussians, per sample.
 
-    001 App. B.1 eq. 15 with commuting (diagonal) covariances: ||m_a - m_b||^2 + ||s_a - s_b||^2.
+    Cemgil et al. App. B.1 eq. 15 with commuting (diagonal) covariances: ||m_a - m_b||^2 + ||s_a - s_b||^2.
     """
     _check_pair(mean_a, mean_b, std_a, std_b)
     out = (mean_a - mean_b).pow(2)
@@ -74,9 +74,9 @@ def w2_squared_diag(mean_a: Tensor, std_a: Optional[Tensor], mean_b: Tensor, std
 
 def w2_gamma_diag(mean_a: Tensor, std_a: Optional[Tensor], mean_b: Tensor, std_b: Optional[Tensor],
                   gamma: float) -> Tensor:
-    """Entropy-regularised W_{2,gamma} of 001 App. B.2 / C for factorised Gaussians, per sample.
+    """Entropy-regularised W_{2,gamma} of Cemgil et al. App. B.2 / C for factorised Gaussians, per sample.
 
-    SPEC §1: sum_k (m_a - m_b)^2 + S_a + S_b - (1/gamma)(sqrt(1 + 4 gamma^2 S_a S_b) - 1) with
+    docs/methods.md §1: sum_k (m_a - m_b)^2 + S_a + S_b - (1/gamma)(sqrt(1 + 4 gamma^2 S_a S_b) - 1) with
     S = variances. It tends to the exact W_2^2 as gamma -> infinity and is positive for identical
     non-degenerate Gaussians at any finite gamma (the entropy term).
 

@@ -1,23 +1,23 @@
-"""Eigen-spectrum of the encoder's stochastic pullback metric (000 §3.1-3.2, App. B; SPEC §3).
+"""Eigen-spectrum of the encoder's stochastic pullback metric (Khan & Storkey §3.1-3.2, App. B; docs/methods.md §3).
 
 For an encoder x -> (mu(x), sigma(x)) the stochastic pullback metric is
 
     G_x = J_mu^T G_z J_mu + J_sigma^T G_z J_sigma          (N x N, N = input size)
 
-with G_z = I (flat latent, 000 eq. 7) or G_z = J_g^T J_g, the pullback of the decoder mean g at
-z = mu(x) (000 App. B, eq. 11). J_sigma is absent for deterministic encoders (``std is None``).
+with G_z = I (flat latent, Khan & Storkey eq. 4) or G_z = J_g^T J_g, the pullback of the decoder mean g at
+z = mu(x) (Khan & Storkey App. B, eq. 11). J_sigma is absent for deterministic encoders (``std is None``).
 
 The N x N matrix is never built. Writing G_x = A^T A with A = [S J_mu; S J_sigma] (2d x N, S = I or
 the symmetric square root of G_z), the non-zero eigenvalues of G_x are those of the 2d x 2d Gram
 matrix A A^T, and an eigenvector u of A A^T with eigenvalue lambda > 0 maps to the unit-norm input
 eigenvector v = A^T u / sqrt(lambda). (The public reference code decomposes J_mu J_mu^T +
-J_sigma J_sigma^T instead, which is not A A^T and has the wrong eigenvalues; SPEC §6.)
+J_sigma J_sigma^T instead, which is not A A^T and has the wrong eigenvalues; docs/methods.md §6.)
 
-SPEC §3 suggests stacking A = [J_g J_mu; J_g J_sigma] for the curved case; that matrix has 2D rows
+docs/methods.md §3 suggests stacking A = [J_g J_mu; J_g J_sigma] for the curved case; that matrix has 2D rows
 (D = decoder output size, e.g. 784), so its Gram matrix would be 2D x 2D. Using S = G_z^{1/2}
 (d x d, from ``eigh``) gives the same A^T A = G_x with only 2d rows, which is what we do.
 
-Choices SPEC leaves open:
+Choices the papers leave open:
 - Per-sample Jacobians come from ``torch.func.vmap(jacrev(...))`` with the model in eval mode, each
   sample encoded alone as a batch of one (so BatchNorm uses running statistics and no sample's
   Jacobian sees another's). The decoder Jacobian uses ``jacfwd`` (d input directions << D outputs).
@@ -63,7 +63,7 @@ class PullbackSpectrum:
 
     @property
     def spectral_radius(self) -> Tensor:
-        """Largest eigenvalue per sample (000 eq. 8), shape (B,)."""
+        """Largest eigenvalue per sample (Khan & Storkey eq. 8), shape (B,)."""
         return self.eigenvalues[:, 0]
 
 
@@ -141,7 +141,7 @@ def pullback_spectrum(model, x: Tensor, curved: bool = False, eigenvectors: bool
                       top_k: Optional[int] = None, chunk_size: Optional[int] = None) -> PullbackSpectrum:
     """Eigenvalues (and optionally eigenvectors) of G_x for every sample of ``x`` (B, *input_shape).
 
-    :param curved: use the decoder-curved metric of 000 App. B instead of the flat latent G_z = I.
+    :param curved: use the decoder-curved metric of Khan & Storkey App. B instead of the flat latent G_z = I.
     :param eigenvectors: also return unit-norm input-space eigenvectors (B, r, *input_shape).
     :param top_k: keep only the k largest eigenpairs.
     :param chunk_size: process at most this many samples at a time; peak memory is then
@@ -178,9 +178,9 @@ def pullback_spectrum(model, x: Tensor, curved: bool = False, eigenvectors: bool
 
 
 def von_neumann_entropy(eigenvalues: Tensor, normalization: str = "trace") -> Tensor:
-    """Entropy -sum_k p_k log p_k of a spectrum (000 §3.2), per row; 0 log 0 = 0.
+    """Entropy -sum_k p_k log p_k of a spectrum (Khan & Storkey §3.2), per row; 0 log 0 = 0.
 
-    ``trace``: p = lambda / sum(lambda), the von Neumann entropy of rho = G / tr(G) (SPEC §3 default;
+    ``trace``: p = lambda / sum(lambda), the von Neumann entropy of rho = G / tr(G) (docs/methods.md §3 default;
     log(rank) for an isotropic metric). ``max``: p = lambda / max(lambda), as the paper's figures
     (not a probability vector; kept only to reproduce them).
     """

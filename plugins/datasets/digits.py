@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latentbench.data import DatasetPlugin, Split
+from latentbench.data import Dataset, Split
 from latentbench.seeding import component_generator
 
 
-class Digits(DatasetPlugin):
+class Digits(Dataset):
     name = "digits"
     num_classes = 10
     native_shape = (1, 8, 8)

@@ -1,11 +1,11 @@
-"""002's 2D-Grid task: a mixture of (2n+1)^2 spherical 2-d Gaussians with means (2i, 2j),
--n <= i, j <= n, and variance 0.0025 (002 footnote 5). Labels are the mode index."""
+"""Manoj's 2D-Grid task: a mixture of (2n+1)^2 spherical 2-d Gaussians with means (2i, 2j),
+-n <= i, j <= n, and variance 0.0025 (Manoj footnote 5). Labels are the mode index."""
 
 from __future__ import annotations
 
 import torch
 
-from latentbench.data import DatasetPlugin, Split
+from latentbench.data import Dataset, Split
 from latentbench.seeding import component_generator
 
 
@@ -16,16 +16,16 @@ def grid_means(n: int) -> torch.Tensor:
 
 
 def nearest_mode(points: torch.Tensor, n: int) -> torch.Tensor:
-    """002's classifier c for the grid: the index of the nearest mean."""
+    """Manoj's classifier c for the grid: the index of the nearest mean."""
     return torch.cdist(points.reshape(points.shape[0], -1)[:, :2].float(), grid_means(n).to(points.device)).argmin(1)
 
 
-class Grid2D(DatasetPlugin):
+class Grid2D(Dataset):
     name = "grid2d"
     native_shape = (2,)
-    source = "002 §3 / footnote 5 (Lin et al. 2017; Srivastava et al. 2017)"
+    source = "Manoj §3 / footnote 5 (Lin et al. 2017; Srivastava et al. 2017)"
     #: ``modes``: draw data from only this many of the (2n+1)^2 modes (chosen from ``seed``), so that
-    #: generators trained on it cover a known number of modes (002 Fig. 3.1); None = all modes
+    #: generators trained on it cover a known number of modes (Manoj Fig. 3.1); None = all modes
     DEFAULTS = {"n": 2, "variance": 0.0025, "train_size": 25000, "test_size": 5000, "seed": 0, "modes": None}
 
     @property

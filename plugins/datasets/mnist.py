@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from latentbench.data import DatasetPlugin, Split
+from latentbench.data import Dataset, Split
 from latentbench.plugins.datasets._idx import load_idx_dataset
 
 
-class FashionMNIST(DatasetPlugin):
+class FashionMNIST(Dataset):
     name = "fashion-mnist"
     num_classes = 10
     native_shape = (1, 28, 28)
@@ -16,7 +16,7 @@ class FashionMNIST(DatasetPlugin):
         return load_idx_dataset(self.name, split, self.config.data_root, "FashionMNIST")
 
 
-class MNIST(DatasetPlugin):
+class MNIST(Dataset):
     name = "mnist"
     num_classes = 10
     native_shape = (1, 28, 28)

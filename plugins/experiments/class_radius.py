@@ -1,9 +1,9 @@
-"""Reproductions of document 002 (Manoj, "Looser is worse"): Fig. 3.1 and Fig. 4.1.
+"""Reproductions of document Manoj (Manoj, "Looser is worse"): Fig. 3.1 and Fig. 4.1.
 
-- ``grid_gans`` (002 §3.1, Fig. 3.1, footnote 5): GANs on the 2D-grid task with different numbers of
-  covered modes; class radius E_z r(z) (002 Def. 2.5) with the nearest-mode classifier against the
+- ``grid_gans`` (Manoj §3.1, Fig. 3.1, footnote 5): GANs on the 2D-grid task with different numbers of
+  covered modes; class radius E_z r(z) (Manoj Def. 2.5) with the nearest-mode classifier against the
   number of modes covered.
-- ``lc_vae`` (002 §4.2, Fig. 4.1): LC-VAE vs VAE with a 2-d latent: test codes coloured by class,
+- ``lc_vae`` (Manoj §4.2, Fig. 4.1): LC-VAE vs VAE with a 2-d latent: test codes coloured by class,
   class radius with the harness's domain classifier, and the size of the latent "holes".
 
 Everything is computed by the harness's plugins: the ``gan``, ``vae`` and ``lc_vae`` models, the
@@ -47,7 +47,7 @@ from latentbench.experiment import DataSize, Finding, ReproContext, ReproResult,
 from latentbench.seeding import component_generator
 from latentbench.training import TrainConfig, train
 
-#: 002 footnote 5: each grid mode is a Gaussian of variance 0.0025 (std 0.05)
+#: Manoj footnote 5: each grid mode is a Gaussian of variance 0.0025 (std 0.05)
 GRID_STD = 0.05
 #: a generated point is high quality within this many data stds of its nearest mode
 QUALITY_STDS = 3.0
@@ -101,7 +101,7 @@ LC_SIZES = {
 
 
 def theorem31_bound(p: np.ndarray) -> tuple[float, bool]:
-    """002 Thm 3.1's upper bound on E r(z) from class probabilities p, and whether its premise p_i <= 1/5 holds."""
+    """Manoj Thm 3.1's upper bound on E r(z) from class probabilities p, and whether its premise p_i <= 1/5 holds."""
     p = np.asarray(p, dtype=float)
     h2 = -math.log(float((p ** 2).sum()))  # collision entropy
     if h2 <= 0:
@@ -164,7 +164,7 @@ def _class_radius(model, ctx: ReproContext, size, name: str, dataset: str, num_c
 
 
 
-@experiment("grid_gans", "class radius of 2D-grid GANs vs covered modes", "002 §3.1, Fig. 3.1")
+@experiment("grid_gans", "class radius of 2D-grid GANs vs covered modes", "Manoj §3.1, Fig. 3.1")
 def grid_gans(ctx: ReproContext) -> ReproResult:
     import matplotlib.pyplot as plt
 
@@ -260,7 +260,7 @@ def _lc_model(name: str, train_split: Split, size: LCSize, ctx: ReproContext):
     return model, tr
 
 
-@experiment("lc_vae", "LC-VAE vs VAE: 2-d latent space and class radius", "002 §4.2, Fig. 4.1")
+@experiment("lc_vae", "LC-VAE vs VAE: 2-d latent space and class radius", "Manoj §4.2, Fig. 4.1")
 def lc_vae(ctx: ReproContext) -> ReproResult:
     import matplotlib.pyplot as plt
 
@@ -313,7 +313,7 @@ def lc_vae(ctx: ReproContext) -> ReproResult:
                 bool(lc["hole_dist_mean"] < v["hole_dist_mean"]),
                 f"VAE {v['hole_dist_mean']:.3g} (90th pct {v['hole_dist_p90']:.3g}) vs LC-VAE {lc['hole_dist_mean']:.3g} "
                 f"(90th pct {lc['hole_dist_p90']:.3g})"),
-        Finding("LC-VAE lowers the class radius (the regulariser's motivation, 002 §4.1; not measured in the document)",
+        Finding("LC-VAE lowers the class radius (the regulariser's motivation, Manoj §4.1; not measured in the document)",
                 bool(lc["class_radius"] < v["class_radius"]),
                 f"class radius VAE {v['class_radius']:.3g} +- {v['class_radius_se']:.2g} vs LC-VAE "
                 f"{lc['class_radius']:.3g} +- {lc['class_radius_se']:.2g} (censored {v['censored_fraction']:.2g} / "

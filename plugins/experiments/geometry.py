@@ -1,12 +1,12 @@
-"""Reproductions of document 000 (Khan & Storkey, local geometry of VAEs): Fig. 2, 3, 5 and 6.
+"""Reproductions of document Khan & Storkey (Khan & Storkey, local geometry of VAEs): Fig. 2, 3, 5 and 6.
 
 Experiments registered here:
 
-- ``beta_sweep`` (000 §4.2.1, Fig. 3 and 5): beta-VAEs over log-spaced beta; histograms and means of
+- ``beta_sweep`` (Khan & Storkey §4.2.1, Fig. 3 and 5): beta-VAEs over log-spaced beta; histograms and means of
   the spectral radius and von Neumann entropy of the stochastic pullback metric; reconstruction MSE
   vs step size along the top five eigendirections; latent change along the dominant one.
-- ``mixup`` (000 §4.2.2, Fig. 6): latent-mixup VAE vs VAE, same scores and curves.
-- ``eigen_attack_grid`` (000 §4.1, Fig. 2): originals, their corruptions x + delta * lambda_1 * v_1
+- ``mixup`` (Khan & Storkey §4.2.2, Fig. 6): latent-mixup VAE vs VAE, same scores and curves.
+- ``eigen_attack_grid`` (Khan & Storkey §4.1, Fig. 2): originals, their corruptions x + delta * lambda_1 * v_1
   at delta_1 = 0.5233 and delta_2 = 0.7443, and the reconstructions of all three.
 
 Everything is computed by the harness's plugins: models ``beta_vae`` / ``vae`` / ``mixup_vae``, the
@@ -17,9 +17,9 @@ curves. Choices the document leaves open (stated in each result's notes):
 - Data: Fashion-MNIST resized to 32x32 (the document used MNIST and Fashion-MNIST at 28x28), a
   fixed training subset and a few epochs (the document does not give its epoch count); ``smoke``
   uses the 8x8 digits with a one-layer MLP.
-- Architecture: 000 App. A's MLP (256-256-512, tanh, BatchNorm, latent 32, Adam 3e-3) with the
+- Architecture: Khan & Storkey App. A's MLP (256-256-512, tanh, BatchNorm, latent 32, Adam 3e-3) with the
   Bernoulli likelihood of the VAE plugin.
-- Entropy: both normalisations are reported. ``trace`` (SPEC default, the von Neumann entropy of
+- Entropy: both normalisations are reported. ``trace`` (docs/methods.md default, the von Neumann entropy of
   G / tr G: higher = more isotropic) and ``max`` (lambda / lambda_max, what the paper's figures
   used; the document reads a *lower* value as more isotropic).
 - "Significant MSE change" (Fig. 5 row 2) is read as the smallest delta at which the mean MSE along
@@ -42,7 +42,7 @@ from latentbench.seeding import component_generator
 from latentbench.training import TrainConfig, train
 from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_entropy
 
-#: 000 §4.1: the two step sizes of Fig. 2
+#: Khan & Storkey §4.1: the two step sizes of Fig. 2
 FIG2_DELTAS = (0.5233, 0.7443)
 #: an MSE this many times the clean reconstruction MSE counts as "significant" (Fig. 5 row 2)
 MSE_RISE = 2.0
@@ -50,7 +50,7 @@ MSE_RISE = 2.0
 
 @dataclass
 class GeometrySize(DataSize):
-    """Dataset, training and evaluation sizes of one run of the 000 experiments."""
+    """Dataset, training and evaluation sizes of one run of the Khan & Storkey experiments."""
 
     hidden: list[int]
     latent_dim: int
@@ -209,14 +209,14 @@ def _common_notes(size: GeometrySize) -> list[str]:
     return [f"data: {data}; training subset of {size.train_n} images, {size.epochs} epochs, batch {size.batch_size} "
             "(the document trained on full MNIST / Fashion-MNIST at 28x28 for an unstated number of epochs)",
             f"model: MLP {size.hidden} tanh + BatchNorm, latent {size.latent_dim}, Bernoulli likelihood, Adam 3e-3 "
-            "(000 App. A)",
+            "(Khan & Storkey App. A)",
             f"scores on {size.score_n} test images, eigendirection curves on {size.attack_n} test images "
             f"({size.num_deltas} log-spaced deltas in [0.01, 10], top 5 directions, worse sign kept)",
             "entropy: 'max' = lambda/lambda_max as the paper's figures (lower read as more isotropic by the paper); "
-            "'trace' = von Neumann entropy of G/tr G (SPEC default; higher = more isotropic)"]
+            "'trace' = von Neumann entropy of G/tr G (docs/methods.md default; higher = more isotropic)"]
 
 
-@experiment("beta_sweep", "beta-VAE sweep: pullback-metric scores and eigendirection attack", "000 §4.2.1, Fig. 3, 5")
+@experiment("beta_sweep", "beta-VAE sweep: pullback-metric scores and eigendirection attack", "Khan & Storkey §4.2.1, Fig. 3, 5")
 def beta_sweep(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     train_split, test = load_splits(ctx, size)
@@ -291,7 +291,7 @@ def beta_sweep(ctx: ReproContext) -> ReproResult:
                            "one model per beta, one seed; latent change = worse sign, mean over attacked images"])
 
 
-@experiment("mixup", "latent-mixup VAE vs VAE: pullback-metric scores", "000 §4.2.2, Fig. 6")
+@experiment("mixup", "latent-mixup VAE vs VAE: pullback-metric scores", "Khan & Storkey §4.2.2, Fig. 6")
 def mixup(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     train_split, test = load_splits(ctx, size)
@@ -330,7 +330,7 @@ def mixup(ctx: ReproContext) -> ReproResult:
     ]
     return ReproResult(tables={"scores": rows}, figures=figs, findings=findings,
                        notes=_common_notes(size) + ["mixup: alpha ~ Beta(0.5, 0.5), penalty weight 1, pairs mixed "
-                                                    "with the same pair and alpha in x and z (SPEC §1, not the public "
+                                                    "with the same pair and alpha in x and z (docs/methods.md §1, not the public "
                                                     "code's independent draws)"])
 
 
@@ -340,7 +340,7 @@ def _random_unit(shape: torch.Size, generator: torch.Generator, device, dtype) -
     return r.to(device=device, dtype=dtype)
 
 
-@experiment("eigen_attack_grid", "eigendirection attack: corrupted images and reconstructions", "000 §4.1, Fig. 2")
+@experiment("eigen_attack_grid", "eigendirection attack: corrupted images and reconstructions", "Khan & Storkey §4.1, Fig. 2")
 def eigen_attack_grid(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     train_split, test = load_splits(ctx, size)

@@ -1,29 +1,27 @@
-"""Reproduction of documents 003 (Saseendran thesis, ch. 5) and 004 (robust DAE appendix): robustness tables.
+"""Reproduction of documents Saseendran (thesis) (Saseendran thesis, ch. 5) and Robust-DAE appendix (robust DAE appendix): robustness tables.
 
 Experiment registered here:
 
-- ``robust_dae_tables``: 003 Table 5.1 (Fashion-MNIST rows), Table 5.4 (ablation: GMM-DAE,
-  "Augmented" = uncoupled robust GMM-DAE, robust GMM-DAE), 004 App. A Table 1 (unimodal robust DAE,
-  PGD-trained robust GMM-DAE), 003 Fig. 5.7 / 004 Fig. 1 (L2 distances) and 003 Table 5.7
+- ``robust_dae_tables``: Saseendran (thesis) Table 5.1 (Fashion-MNIST rows), Table 5.4 (ablation: GMM-DAE,
+  "Augmented" = uncoupled robust GMM-DAE, robust GMM-DAE), Robust-DAE appendix App. A Table 1 (unimodal robust DAE,
+  PGD-trained robust GMM-DAE), Saseendran (thesis) Fig. 5.7 / Robust-DAE appendix Fig. 1 (L2 distances) and Saseendran (thesis) Table 5.7
   (downstream 2-layer MLP probe). One experiment, so every table is computed on the same trained
   models.
 
 Everything goes through the harness's plugins: models ``vae``, ``beta_vae``, ``beta_tcvae``,
 ``smooth_encoder``, ``gmm_dae``, ``robust_gmm_dae`` (``coupled: false`` for the ablation,
-``adversary: pgd`` for 004's variant) and ``robust_dae``; attacks ``latent_space`` (targeted,
-003 eq. 5.11) and ``max_damage`` (003 eq. 5.12), PGD-L2; metrics ``ms_ssim`` and ``l2_distance``
-over the SPEC §3 pairs, ``fid`` with the harness's domain feature extractor (no Inception weights
+``adversary: pgd`` for Robust-DAE appendix's variant) and ``robust_dae``; attacks ``latent_space`` (targeted,
+Saseendran (thesis) eq. 5.11) and ``max_damage`` (Saseendran (thesis) eq. 5.12), PGD-L2; metrics ``ms_ssim`` and ``l2_distance``
+over the docs/methods.md §3 pairs, ``fid`` with the harness's domain feature extractor (no Inception weights
 offline), and ``downstream_adv_accuracy``. Choices the documents leave open (stated in the notes):
 
-- Architecture (003 §5.4.7): every model is the 4 x 200 ReLU MLP with latent dimension 10, no
+- Architecture (Saseendran (thesis) §5.4.7): every model is the 4 x 200 ReLU MLP with latent dimension 10, no
   batch norm. VAE-type models use the Bernoulli likelihood (the thesis took its baselines from a
-  public repository without naming the likelihood); beta-VAE beta = 4, beta-TCVAE beta = 6 (SPEC
-  §1); SE gamma 1, selection eps 0.1 L-inf on exact W2. VAE-type models and SE train with Adam
-  1e-3, the DAE family with 003's Adam 2e-3 (constant: the thesis decays it on the validation loss).
+  public repository without naming the likelihood); beta-VAE beta = 4, beta-TCVAE beta = 6 (docs/methods.md §1); SE gamma 1, selection eps 0.1 L-inf on exact W2. VAE-type models and SE train with Adam
+  1e-3, the DAE family with Saseendran (thesis)'s Adam 2e-3 (constant: the thesis decays it on the validation loss).
 - Table 5.7 attacks the probe with the thesis's own attack, the targeted latent-space attack at
   lambda = 1 (eq. 5.11, target images of another class), and accuracy is the probe's accuracy on
-  the attacked images; we also report the probe-aware ``downstream_pgd`` (L2, lambda = 1) of SPEC
-  §3's ``downstream_adv_accuracy``. The probe is the metric's 2-layer MLP (256 hidden units; 003
+  the attacked images; we also report the probe-aware ``downstream_pgd`` (L2, lambda = 1) of docs/methods.md §3's ``downstream_adv_accuracy``. The probe is the metric's 2-layer MLP (256 hidden units; Saseendran (thesis)
   says "two-layer MLP", 25 epochs, Adam 1e-2, batch 100).
 - Sizes (training subset, epochs, images x trials, PGD steps/restarts, FID sample counts) are far
   below the protocol's to fit ~10 CPU minutes; they are stated in every result.
@@ -50,14 +48,14 @@ from latentbench.plugins.metrics._image_pairs import draw_targets
 from latentbench.plugins.metrics.pair_metrics import L2Distance, L2DistanceConfig, MSSSIM, MSSSIMConfig
 
 LAMBDAS = (1.0, 3.0, 5.0)
-#: models of 003 Table 5.1 that we train (LipschitzVAE and AVAE are not built-in plugins)
+#: models of Saseendran (thesis) Table 5.1 that we train (LipschitzVAE and AVAE are not built-in plugins)
 TABLE_51 = ("VAE", "beta-VAE", "beta-TCVAE", "SE", "Ours")
 TABLE_54 = ("GMM-DAE", "Augmented", "Ours")
 TABLE_57 = ("VAE", "beta-TCVAE", "SE", "Ours")
-#: "comparable" in 004 A.2's sense: within this MS-SSIM difference
+#: "comparable" in Robust-DAE appendix A.2's sense: within this MS-SSIM difference
 COMPARABLE = 0.05
 
-#: the documents' numbers, quoted for the side-by-side tables: 003 Table 5.1 (Fashion-MNIST rows),
+#: the documents' numbers, quoted for the side-by-side tables: Saseendran (thesis) Table 5.1 (Fashion-MNIST rows),
 #: columns LS MSSSIM(x_r, x~_a) at lambda 1/3/5, MD MSSSIM(x~_r, x~_a) at lambda 1/3/5, FID
 DOC_TABLE_51_FMNIST = {
     "VAE": ([0.61, 0.65, 0.71], [0.58, 0.29, 0.13], 70.22),
@@ -66,7 +64,7 @@ DOC_TABLE_51_FMNIST = {
     "SE": ([0.24, 0.43, 0.53], [0.90, 0.62, 0.43], 72.29),
     "Ours": ([0.22, 0.26, 0.39], [0.92, 0.77, 0.63], 64.89),
 }
-#: 003 Table 5.4 (MNIST) and 004 Table 1 (MNIST), same columns
+#: Saseendran (thesis) Table 5.4 (MNIST) and Robust-DAE appendix Table 1 (MNIST), same columns
 DOC_ABLATIONS_MNIST = {
     "GMM-DAE": ([0.54, 0.70, 0.82], [0.75, 0.37, 0.30], 38.89),
     "Augmented": ([0.47, 0.59, 0.71], [0.79, 0.56, 0.54], 40.16),
@@ -74,7 +72,7 @@ DOC_ABLATIONS_MNIST = {
     "Unimodal-Ours": ([0.48, 0.62, 0.70], [0.89, 0.73, 0.62], 41.41),
     "PGD-Ours": ([0.39, 0.46, 0.58], [0.93, 0.83, 0.71], 39.10),
 }
-#: 003 Table 5.7, Fashion-MNIST columns: clean accuracy, accuracy under the lambda = 1 latent attack (%)
+#: Saseendran (thesis) Table 5.7, Fashion-MNIST columns: clean accuracy, accuracy under the lambda = 1 latent attack (%)
 DOC_TABLE_57_FMNIST = {"VAE": (80.65, 59.15), "beta-TCVAE": (81.25, 60.77), "SE": (80.10, 66.83),
                        "Ours": (85.96, 78.86)}
 
@@ -112,7 +110,7 @@ SIZES = {
 
 
 def model_specs(size: RDSize) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, registry name, config overrides): one MLP for every model (003 §5.4.7)."""
+    """(label, registry name, config overrides): one MLP for every model (Saseendran (thesis) §5.4.7)."""
     net = dict(hidden=list(size.hidden), activation="relu", batchnorm=False, latent_dim=size.latent_dim,
                backbone="mlp")
     vae = dict(net, likelihood="bernoulli", lr=1e-3)
@@ -130,7 +128,7 @@ def model_specs(size: RDSize) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def attack_metrics(model, label: str, pool: Split, size: RDSize, ctx: ReproContext, dataset: str) -> dict[str, float]:
-    """MS-SSIM and L2 of the SPEC §3 pairs under both attacks at every lambda; keys '<attack>/<pair>@<lambda>'."""
+    """MS-SSIM and L2 of the docs/methods.md §3 pairs under both attacks at every lambda; keys '<attack>/<pair>@<lambda>'."""
     reg = get_registry()
     device = torch.device(ctx.device)
     out: dict[str, float] = {}
@@ -157,7 +155,7 @@ def attack_metrics(model, label: str, pool: Split, size: RDSize, ctx: ReproConte
 
 def downstream_metrics(model, label: str, train_set: Split, test: Split, size: RDSize, ctx: ReproContext,
                        dataset: str) -> dict[str, float]:
-    """003 Table 5.7: MLP probe accuracy, clean and under the lambda = 1 latent-space attack (and downstream_pgd)."""
+    """Saseendran (thesis) Table 5.7: MLP probe accuracy, clean and under the lambda = 1 latent-space attack (and downstream_pgd)."""
     device = torch.device(ctx.device)
     cfg = DownstreamConfig(probe="mlp", budgets=[1.0], norm="l2", steps=size.attack_steps,
                            restarts=size.attack_restarts, probe_epochs=size.probe_epochs, probe_lr=1e-2, batch_size=100)
@@ -228,7 +226,7 @@ def plot_fid_downstream(rows: list[dict[str, Any]], down: list[dict[str, Any]], 
         axes[1].bar(pos + (k - 1) * 0.27, [d[key] for d in down], width=0.27, label=lab)
     axes[1].set_xticks(pos)
     axes[1].set_xticklabels([d["model"] for d in down])
-    axes[1].set_title("MLP probe accuracy (%) (003 Table 5.7)", fontsize=9)
+    axes[1].set_title("MLP probe accuracy (%) (Saseendran (thesis) Table 5.7)", fontsize=9)
     axes[1].legend(fontsize=7)
     for ax in axes:
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
@@ -261,47 +259,47 @@ def findings(rows: list[dict[str, Any]], down: list[dict[str, Any]]) -> list[Fin
     ls_best = all(_cells(ours)[0][i] < min(_cells(b)[0][i] for b in base) for i in range(len(LAMBDAS)))
     md_best = all(_cells(ours)[1][i] > max(_cells(b)[1][i] for b in base) for i in range(len(LAMBDAS)))
     table51 = "; ".join(_fmt(by[m]) for m in TABLE_51)
-    out.append(Finding("003 Table 5.1: the robust GMM-DAE (Ours) has the lowest latent-attack MS-SSIM(x_t, x~_a) of "
+    out.append(Finding("Saseendran (thesis) Table 5.1: the robust GMM-DAE (Ours) has the lowest latent-attack MS-SSIM(x_t, x~_a) of "
                        "VAE, beta-VAE, beta-TCVAE, SE at every lambda", ls_best, table51))
-    out.append(Finding("003 Table 5.1: Ours has the highest max-damage MS-SSIM(x~_r, x~_a) at every lambda",
+    out.append(Finding("Saseendran (thesis) Table 5.1: Ours has the highest max-damage MS-SSIM(x~_r, x~_a) at every lambda",
                        md_best, table51))
     fids = {m: by[m]["FID"] for m in TABLE_51}
-    out.append(Finding("003 Table 5.1: Ours has the best (lowest) FID of these models",
+    out.append(Finding("Saseendran (thesis) Table 5.1: Ours has the best (lowest) FID of these models",
                        fids["Ours"] < min(v for m, v in fids.items() if m != "Ours"), ", ".join(f"{m} {v:.2f}" for m, v in fids.items())))
     mono = {r["model"]: (all(np.diff(_cells(r)[0]) > 0), all(np.diff(_cells(r)[1]) < 0)) for r in rows}
-    out.append(Finding("003 Table 5.1: both attacks succeed more as lambda grows (LS MS-SSIM rises, MD MS-SSIM falls) "
+    out.append(Finding("Saseendran (thesis) Table 5.1: both attacks succeed more as lambda grows (LS MS-SSIM rises, MD MS-SSIM falls) "
                        "for every model", all(a and b for a, b in mono.values()),
                        "monotone in lambda (LS, MD): " + ", ".join(f"{m} {a}/{b}" for m, (a, b) in mono.items())))
     se_cells = [c for m in ("VAE", "beta-VAE", "beta-TCVAE") for c in _more_robust(by["SE"], by[m])]
-    out.append(Finding("003 Table 5.1: SE is more robust than VAE, beta-VAE and beta-TCVAE under both attacks",
+    out.append(Finding("Saseendran (thesis) Table 5.1: SE is more robust than VAE, beta-VAE and beta-TCVAE under both attacks",
                        all(se_cells), f"SE more robust in {sum(se_cells)}/{len(se_cells)} (model, attack, lambda) "
                        f"cells; {_fmt(by['SE'])}; " + "; ".join(_fmt(by[m]) for m in ("VAE", "beta-VAE", "beta-TCVAE"))))
     c1, c2 = _more_robust(ours, by["Augmented"]), _more_robust(by["Augmented"], by["GMM-DAE"])
-    out.append(Finding("003 Table 5.4: coupling helps: Ours is more robust than Augmented, and Augmented more than "
+    out.append(Finding("Saseendran (thesis) Table 5.4: coupling helps: Ours is more robust than Augmented, and Augmented more than "
                        "GMM-DAE, under both attacks at every lambda", all(c1) and all(c2),
                        f"Ours > Augmented in {sum(c1)}/6 cells, Augmented > GMM-DAE in {sum(c2)}/6; "
                        + "; ".join(_fmt(by[m]) for m in TABLE_54)))
-    out.append(Finding("003 Table 5.4: the robust variants keep the generation fidelity of GMM-DAE (FID within 10%)",
+    out.append(Finding("Saseendran (thesis) Table 5.4: the robust variants keep the generation fidelity of GMM-DAE (FID within 10%)",
                        all(by[m]["FID"] <= 1.1 * by["GMM-DAE"]["FID"] for m in ("Augmented", "Ours")),
                        ", ".join(f"{m} {by[m]['FID']:.2f}" for m in TABLE_54)))
     g = _more_robust(by["GMM-DAE"], by["VAE"])
-    out.append(Finding("003 §5.4.4: the (non-robust) GMM-DAE is already more robust than a standard VAE",
+    out.append(Finding("Saseendran (thesis) §5.4.4: the (non-robust) GMM-DAE is already more robust than a standard VAE",
                        all(g), f"GMM-DAE more robust in {sum(g)}/6 cells; {_fmt(by['GMM-DAE'])}; {_fmt(by['VAE'])}"))
     u = _more_robust(by["Unimodal-Ours"], by["SE"], tol=COMPARABLE)
-    out.append(Finding("004 A.2: the unimodal robust DAE is better than or comparable with the robust baseline (SE)",
+    out.append(Finding("Robust-DAE appendix A.2: the unimodal robust DAE is better than or comparable with the robust baseline (SE)",
                        all(u), f"Unimodal-Ours at least as robust as SE up to {COMPARABLE} MS-SSIM in {sum(u)}/6 cells; "
                        f"{_fmt(by['Unimodal-Ours'])}; {_fmt(by['SE'])}"))
     p = _more_robust(by["PGD-Ours"], ours)
-    out.append(Finding("004 A.2: PGD adversarial training improves slightly on FGSM training (PGD-Ours vs Ours)",
+    out.append(Finding("Robust-DAE appendix A.2: PGD adversarial training improves slightly on FGSM training (PGD-Ours vs Ours)",
                        sum(p) >= 4, f"PGD-Ours more robust in {sum(p)}/6 cells (read as 'holds' at >= 4); "
                        f"{_fmt(by['PGD-Ours'])}; {_fmt(ours)}; FID {by['PGD-Ours']['FID']:.2f} vs {ours['FID']:.2f}; "
                        f"train seconds {by['PGD-Ours']['train_s']:.0f} vs {ours['train_s']:.0f} "
-                       "(004: PGD training about twice as expensive)"))
+                       "(Robust-DAE appendix: PGD training about twice as expensive)"))
     adv = {m: dn[m]["latent_attack_acc@1"] for m in TABLE_57}
     clean = {m: dn[m]["clean_acc"] for m in TABLE_57}
-    out.append(Finding("003 Table 5.7: the probe on Ours keeps the highest accuracy under the lambda = 1 latent attack",
+    out.append(Finding("Saseendran (thesis) Table 5.7: the probe on Ours keeps the highest accuracy under the lambda = 1 latent attack",
                        adv["Ours"] > max(v for m, v in adv.items() if m != "Ours"), ", ".join(f"{m} {v:.1f}%" for m, v in adv.items())))
-    out.append(Finding("003 Table 5.7: the probe on Ours has the highest clean accuracy",
+    out.append(Finding("Saseendran (thesis) Table 5.7: the probe on Ours has the highest clean accuracy",
                        clean["Ours"] > max(v for m, v in clean.items() if m != "Ours"), ", ".join(f"{m} {v:.1f}%" for m, v in clean.items())))
     return out
 
@@ -311,14 +309,14 @@ def doc_tables() -> dict[str, list[dict[str, Any]]]:
         return [{"model": m, **{f"LS x_t~xa @{l:g}": ls[i] for i, l in enumerate(LAMBDAS)},
                  **{f"MD xr~xa @{l:g}": md[i] for i, l in enumerate(LAMBDAS)}, "FID": f} for m, (ls, md, f) in d.items()]
 
-    return {"document: 003 Table 5.1, Fashion-MNIST rows": rows(DOC_TABLE_51_FMNIST),
-            "document: 003 Table 5.4 and 004 Table 1 (MNIST)": rows(DOC_ABLATIONS_MNIST),
-            "document: 003 Table 5.7, Fashion-MNIST (%)": [
+    return {"document: Saseendran (thesis) Table 5.1, Fashion-MNIST rows": rows(DOC_TABLE_51_FMNIST),
+            "document: Saseendran (thesis) Table 5.4 and Robust-DAE appendix Table 1 (MNIST)": rows(DOC_ABLATIONS_MNIST),
+            "document: Saseendran (thesis) Table 5.7, Fashion-MNIST (%)": [
                 {"model": m, "clean_acc": c, "latent_attack_acc@1": a} for m, (c, a) in DOC_TABLE_57_FMNIST.items()]}
 
 
 @experiment("robust_dae_tables", "Robustness of VAEs and (robust) deterministic autoencoders: MS-SSIM, FID, downstream",
-            "003 Tables 5.1, 5.4, 5.7; 004 Table 1")
+            "Saseendran (thesis) Tables 5.1, 5.4, 5.7; Robust-DAE appendix Table 1")
 def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     reg = get_registry()
@@ -365,25 +363,25 @@ def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     plot_msssim(rows, figs[0])
     plot_fid_downstream(rows, down, figs[1])
     notes = [
-        f"data: {dataset} ({'Fashion-MNIST resized from 28x28 as in 003 §5.4.7' if size.dataset == 'fashion-mnist' else 'smoke data'}); "
+        f"data: {dataset} ({'Fashion-MNIST resized from 28x28 as in Saseendran (thesis) §5.4.7' if size.dataset == 'fashion-mnist' else 'smoke data'}); "
         f"models trained on {size.train_n} training images for {size.epochs} epochs of batch {size.batch_size}; "
-        "003/004 report Table 5.4 and 004 Table 1 on MNIST, we run them on Fashion-MNIST (document values are MNIST)",
+        "Saseendran (thesis) Table 5.4 and Robust-DAE appendix Table 1 report MNIST, we run them on Fashion-MNIST (document values are MNIST)",
         f"models: MLP {size.hidden} ReLU, latent {size.latent_dim}, no batch norm for all; SE selection L = "
-        f"{size.se_selection_steps} PGD steps (SPEC default 20), PGD-Ours {size.pgd_train_steps} PGD steps; LipschitzVAE and "
-        "AVAE of 003 are not built-in models and are not run",
+        f"{size.se_selection_steps} PGD steps (docs/methods.md default 20), PGD-Ours {size.pgd_train_steps} PGD steps; LipschitzVAE and "
+        "AVAE of Saseendran (thesis) are not built-in models and are not run",
         f"attacks: PGD-L2, {size.attack_steps} steps, {size.attack_restarts} restarts (protocol: 200 steps, 10 restarts); "
         f"{size.images_per_trial} images x {size.trials} trials drawn from {size.pool_n} test images "
         "(protocol: 100 x 10), new images and targets every trial, the same draws for every model",
-        f"MS-SSIM configuration: {setup} (pytorch-msssim's own pieces; 003 does not state its configuration, and the "
+        f"MS-SSIM configuration: {setup} (pytorch-msssim's own pieces; Saseendran (thesis) does not state its configuration, and the "
         "package's defaults refuse 32x32 images)",
         f"FID: {size.fid_samples} samples vs {size.fid_real_n} test images with feature extractor '{extractor}' "
-        "(003: Inception features, 10,000 samples, mean of 5 runs); values are not comparable with the document's",
+        "(Saseendran (thesis): Inception features, 10,000 samples, mean of 5 runs); values are not comparable with the document's",
         f"downstream (Table 5.7): MLP probe (256 hidden, Adam 1e-2, {size.probe_epochs} epochs, batch 100) on "
         f"{size.train_n} training codes, evaluated on {size.downstream_n} test images; accuracy under the targeted "
-        "latent attack at lambda 1 (003's) and under downstream_pgd L2 lambda 1 (SPEC's)",
+        "latent attack at lambda 1 (Saseendran (thesis)'s) and under downstream_pgd L2 lambda 1 (docs/methods.md's)",
         "MS-SSIM columns 'x~xa' are MSSSIM(x, x_a), the input-vs-adversarial similarity the document reports beside "
         "each attack",
     ]
-    tables = {"MS-SSIM and FID (003 Table 5.1 / 5.4, 004 Table 1)": rows, "L2 distances (003 Fig. 5.7)": l2_rows,
-              "downstream MLP probe (003 Table 5.7, %)": down, "training": train_rows, **doc_tables()}
+    tables = {"MS-SSIM and FID (Saseendran (thesis) Table 5.1 / 5.4, Robust-DAE appendix Table 1)": rows, "L2 distances (Saseendran (thesis) Fig. 5.7)": l2_rows,
+              "downstream MLP probe (Saseendran (thesis) Table 5.7, %)": down, "training": train_rows, **doc_tables()}
     return ReproResult(tables=tables, figures=[str(f) for f in figs], findings=findings(rows, down), notes=notes)

@@ -1,8 +1,8 @@
-"""Reproduction of document 001 (Cemgil et al., smooth encoders): Fig. 4 and App. C.1 Fig. 7(a).
+"""Reproduction of document Cemgil et al. (Cemgil et al., smooth encoders): Fig. 4 and App. C.1 Fig. 7(a).
 
 Experiment registered here:
 
-- ``se_downstream`` (001 §4, Fig. 4; control of App. C.1 Fig. 7(a)): adversarial accuracy against
+- ``se_downstream`` (Cemgil et al. §4, Fig. 4; control of App. C.1 Fig. 7(a)): adversarial accuracy against
   the attack radius of linear probes trained on the frozen encoder means of a VAE and of smooth
   encoders (SE) trained with selection radii 0.1 and 0.2, for the two tasks of ColorMNIST (colour
   and object class), with the nominal accuracies as horizontal lines; plus SEs whose fictive x' is
@@ -13,14 +13,14 @@ Everything goes through the harness's plugins: models ``vae`` and ``smooth_encod
 trainer, and the ``downstream_adv_accuracy`` metric with its ``downstream_pgd`` attack (untargeted
 L-inf PGD on the probe's cross-entropy). Choices the document leaves open (stated in the notes):
 
-- Data: 001 colours MNIST digits with the seven non-black corners of the RGB cube. We colour
-  Fashion-MNIST (28x28, as 001's MNIST) the same way, one colour per image drawn uniformly from
-  the seven with a seeded generator (001 does not say whether every image gets every colour);
+- Data: Cemgil et al. colours MNIST digits with the seven non-black corners of the RGB cube. We colour
+  Fashion-MNIST (28x28, as Cemgil et al.'s MNIST) the same way, one colour per image drawn uniformly from
+  the seven with a seeded generator (Cemgil et al. does not say whether every image gets every colour);
   tasks are the colour (7 classes) and the Fashion-MNIST class (10). ``smoke`` colours the 8x8
   digits.
-- Architecture (001 App. C.1): the same MLP (4 x 200 ReLU, latent 32, Gaussian decoder v = 0.5,
+- Architecture (Cemgil et al. App. C.1): the same MLP (4 x 200 ReLU, latent 32, Gaussian decoder v = 0.5,
   Adam 1e-3) for the VAE and every SE; SE gamma 1, selection L = 20 PGD steps (Fig. 4).
-- Training length, evaluation subset and attack budget are far below 001's (300K iterations,
+- Training length, evaluation subset and attack budget are far below Cemgil et al.'s (300K iterations,
   whole test set, 100 steps x 10 restarts): the full size is chosen to fit ~10 CPU minutes.
 """
 
@@ -40,7 +40,7 @@ from latentbench.seeding import component_generator, derive_seed
 from latentbench.training import TrainConfig, train
 from latentbench.plugins.metrics.downstream import DownstreamAdvAccuracy, DownstreamConfig
 
-#: the seven non-black corners of the RGB cube (001 §4, ColorMNIST)
+#: the seven non-black corners of the RGB cube (Cemgil et al. §4, ColorMNIST)
 CUBE_COLOURS = torch.tensor([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1) if (r, g, b) != (0, 0, 0)],
                             dtype=torch.float32)
 #: adversarial accuracy at the largest radius below this counts as "dropped towards zero"
@@ -87,7 +87,7 @@ class ColourSplit:
 
 
 def colourise(split: Split, generator: torch.Generator) -> ColourSplit:
-    """Colour each grey image with one of the seven non-black RGB corners (001 §4), drawn uniformly."""
+    """Colour each grey image with one of the seven non-black RGB corners (Cemgil et al. §4), drawn uniformly."""
     if split.x.shape[1] != 1:
         raise ValueError(f"colourise takes grey images (N, 1, H, W), got {tuple(split.x.shape)}")
     colour = torch.randint(len(CUBE_COLOURS), (split.x.shape[0],), generator=generator)
@@ -96,7 +96,7 @@ def colourise(split: Split, generator: torch.Generator) -> ColourSplit:
 
 
 def model_specs(size: SESize) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, registry name, config overrides) of the VAE and the SEs; identical architectures (001 C.1)."""
+    """(label, registry name, config overrides) of the VAE and the SEs; identical architectures (Cemgil et al. C.1)."""
     common = dict(hidden=list(size.hidden), activation="relu", batchnorm=False, latent_dim=size.latent_dim,
                   likelihood="gaussian", decoder_variance=0.5, std_param="logvar", lr=1e-3)
     specs = [("VAE", "vae", common)]
@@ -131,7 +131,7 @@ def plot_curves(rows: list[dict[str, Any]], budgets: list[float], path) -> None:
             ax.plot(budgets, ys, marker=markers[r["model"]], color=colours[r["model"]], label=r["model"])
             if r["model"] == "VAE":
                 ax.axhline(r["nominal"], color=colours["VAE"], ls="--", lw=1, label="VAE nominal")
-            elif r["model"] == labels[1]:  # one SE level, as 001 draws a single one
+            elif r["model"] == labels[1]:  # one SE level, as Cemgil et al. draws a single one
                 ax.axhline(r["nominal"], color=colours[r["model"]], ls=":", lw=1.2, label="SE nominal")
         ax.set_title(f"task: {task}")
         ax.set_xlabel("attack radius (L-inf)")
@@ -191,7 +191,7 @@ def findings(rows: list[dict[str, Any]], size: SESize) -> list[Finding]:
         s = [_mean_adv(by[(m, task)], b_all) for m in se]
         out.append(Finding(
             f"random selection improves on the VAE only a little; adversarial selection is much more effective "
-            f"({task} task, 001 Fig. 7a)",
+            f"({task} task, Cemgil et al. Fig. 7a)",
             all(x >= v for x in r) and all(a > b for a, b in zip(s, r)),
             f"mean adversarial accuracy over radii: VAE {v:.3f}; random "
             + ", ".join(f"{m} {x:.3f}" for m, x in zip(rnd, r)) + "; PGD "
@@ -200,7 +200,7 @@ def findings(rows: list[dict[str, Any]], size: SESize) -> list[Finding]:
 
 
 @experiment("se_downstream", "Downstream adversarial accuracy of VAE and smooth-encoder representations",
-            "001 §4 Fig. 4, App. C.1 Fig. 7(a)")
+            "Cemgil et al. §4 Fig. 4, App. C.1 Fig. 7(a)")
 def se_downstream(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     reg = get_registry()
@@ -238,19 +238,19 @@ def se_downstream(ctx: ReproContext) -> ReproResult:
     fig = ctx.out_dir / "se_downstream_adv_accuracy.png"
     plot_curves(rows, size.budgets, fig)
     notes = [
-        f"data: {'Fashion-MNIST (28x28)' if size.dataset == 'fashion-mnist' else size.dataset} coloured as 001 "
+        f"data: {'Fashion-MNIST (28x28)' if size.dataset == 'fashion-mnist' else size.dataset} coloured as Cemgil et al. "
         f"§4's ColorMNIST (one of the 7 non-black RGB corners per image), {size.train_n} training and "
-        f"{size.eval_n} test images; 001 used MNIST/ColorMNIST and the whole test set",
+        f"{size.eval_n} test images; Cemgil et al. used MNIST/ColorMNIST and the whole test set",
         f"models: MLP {size.hidden} ReLU, latent {size.latent_dim}, Gaussian decoder v 0.5, Adam 1e-3, "
-        f"{size.epochs} epochs of batch {size.batch_size} (001: 300K iterations); SE gamma 1, selection "
+        f"{size.epochs} epochs of batch {size.batch_size} (Cemgil et al.: 300K iterations); SE gamma 1, selection "
         f"L = {size.selection_steps} PGD steps on exact W2 (the plugin default), radii {size.radii}",
         f"attack: downstream_pgd L-inf, {size.attack_steps} steps, {size.attack_restarts} restarts "
-        f"(001: 100 steps, 10 restarts); probe: linear, Adam 1e-2, {size.probe_epochs} epochs, plain "
+        f"(Cemgil et al.: 100 steps, 10 restarts); probe: linear, Adam 1e-2, {size.probe_epochs} epochs, plain "
         f"cross-entropy on frozen encoder means",
         "random-selection control: smooth_encoder with selection=random (x' uniform in the L-inf selection ball, "
-        "then clipped to [0, 1]); 001 Fig. 7(a) does not give its radius, we train it at both radii",
-        "001 Fig. 5 (MLP vs ConvNet on MNIST) is not reproduced: MLP only",
-        "001's figures give no numbers; the comparison is qualitative",
+        "then clipped to [0, 1]); Cemgil et al. Fig. 7(a) does not give its radius, we train it at both radii",
+        "Cemgil et al. Fig. 5 (MLP vs ConvNet on MNIST) is not reproduced: MLP only",
+        "Cemgil et al.'s figures give no numbers; the comparison is qualitative",
     ]
-    return ReproResult(tables={"downstream accuracy (001 Fig. 4 / 7a)": rows, "training": train_rows},
+    return ReproResult(tables={"downstream accuracy (Cemgil et al. Fig. 4 / 7a)": rows, "training": train_rows},
                        figures=[str(fig)], findings=findings(rows, size), notes=notes)

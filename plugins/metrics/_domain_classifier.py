@@ -1,13 +1,13 @@
-"""Per-dataset classifiers and feature extractors the harness trains once and caches (SPEC §3).
+"""Per-dataset classifiers and feature extractors the harness trains once and caches (docs/methods.md §3).
 
-The class radius (002 Def. 2.5) needs a classifier c of decoded images, and FID (003 §2.2.5) needs
-a feature extractor; Inception weights cannot be downloaded in tests or CI (SPEC §5), so the harness
+The class radius (Manoj Def. 2.5) needs a classifier c of decoded images, and FID (Saseendran (thesis) §2.2.5) needs
+a feature extractor; Inception weights cannot be downloaded in tests or CI (docs/methods.md §5), so the harness
 trains a small CNN per (dataset, image size, seed) and stores it as ``model.safetensors`` plus
 ``config.json`` under ``cache_dir/<name>/``. The next call with the same name reloads it (never
 unpickles). The FID feature extractor is that classifier's penultimate layer. Numbers from
 different extractors are never comparable, so the extractor's name travels with every FID value.
 
-Choices SPEC leaves open: architecture (two 3x3 conv blocks 32-64 with ReLU and 2x2 max-pool,
+Choices the papers leave open: architecture (two 3x3 conv blocks 32-64 with ReLU and 2x2 max-pool,
 global 4x4 average pool, a 128-unit ReLU feature layer, a linear head; a 2-layer MLP for vector data
 such as grid2d), training (Adam 1e-3, 3 epochs, batch 128, plain cross-entropy, at most
 ``max_train`` training examples), and determinism (weights initialised under a seeded RNG derived

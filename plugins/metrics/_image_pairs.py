@@ -1,7 +1,7 @@
-"""Image pairs around a latent-space or maximum-damage attack (003 §5.4.3, §5.4.7; SPEC §3, §4).
+"""Image pairs around a latent-space or maximum-damage attack (Saseendran (thesis) §5.4.3, §5.4.7; docs/methods.md §3, §4).
 
 Per trial, ``images_per_trial`` images are drawn without replacement from ctx.x (a new draw every
-trial; the public scripts attacked one fixed image, SPEC §6), and for a targeted attack each gets a
+trial; the public scripts attacked one fixed image, docs/methods.md §6), and for a targeted attack each gets a
 target image drawn from the images of another class. The attack returns x_a; with x~ = decode of
 the encoder mean, the pairs are
 

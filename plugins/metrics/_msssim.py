@@ -1,4 +1,4 @@
-"""MS-SSIM that works on 8x8 to 64x64 images, built from pytorch-msssim's own pieces (SPEC §5).
+"""MS-SSIM that works on 8x8 to 64x64 images, built from pytorch-msssim's own pieces (docs/methods.md §5).
 
 ``pytorch_msssim.ms_ssim`` asserts min(H, W) > (win_size - 1) * 2^4 whatever weights are passed, so
 with its defaults (5 scales, 11-tap window, sigma 1.5) it refuses anything below 161 pixels. We

@@ -2,7 +2,7 @@
 App. B; docs/methods.md §3 ``spectral_radius``, ``vn_entropy``).
 
 Both metrics take ``curved`` in their config: False uses the flat latent metric G_z = I (Khan &
-Storkey eq. 7, the paper's main results), True the decoder-curved G_z = J_g^T J_g of App. B. We
+Storkey eq. 4, the paper's main results), True the decoder-curved G_z = J_g^T J_g of App. B. We
 chose one config flag over separate ``decoder_curved_*`` names so one plugin owns each score; the
 flag is part of the result's config and of its value names (``spectral_radius`` vs
 ``curved_spectral_radius``).

@@ -1,11 +1,11 @@
-"""Diagonal Gaussian-mixture priors for the regularised deterministic autoencoders (003 §4.3.2).
+"""Diagonal Gaussian-mixture priors for the regularised deterministic autoencoders (Saseendran (thesis) §4.3.2).
 
 A K-mode mixture in R^D with means mu_k, per-dimension standard deviations sigma_k and weights p_k.
 It offers what the KS and covariance losses need in closed form: the marginal CDF of every latent
-dimension (003 eq. 4.5) and the covariance by the law of total variance (003 eq. 4.6), plus
+dimension (Saseendran (thesis) eq. 4.5) and the covariance by the law of total variance (Saseendran (thesis) eq. 4.6), plus
 sampling with an explicit generator.
 
-Two choices SPEC §1 fixes against the thesis text: the standardisation divides by the standard
+Two choices docs/methods.md §1 fixes against the thesis text: the standardisation divides by the standard
 deviation sigma_kj (eq. 4.5 writes the variance [Sigma]_jj; both are 1 for the default prior), and
 the centre in eq. 4.6 is the *weighted* mean sum_k p_k mu_k (the thesis writes the plain average,
 which is only right for equal weights).
@@ -45,7 +45,7 @@ class GMMPrior(nn.Module):
 
     @classmethod
     def one_hot(cls, n_modes: int, dim: int, scale: float = 1.0, std: float = 1.0) -> "GMMPrior":
-        """003 §4.4.7: mode k centred at ``scale`` * e_k, isotropic ``std``, equal weights.
+        """Saseendran (thesis) §4.4.7: mode k centred at ``scale`` * e_k, isotropic ``std``, equal weights.
 
         One-hot means need ``dim >= n_modes``; otherwise two modes would share a centre, so this
         raises instead of silently building a mixture with fewer distinct modes.
@@ -62,7 +62,7 @@ class GMMPrior(nn.Module):
 
     @classmethod
     def standard_normal(cls, dim: int) -> "GMMPrior":
-        """The unimodal N(0, I) prior of 004 App. A.1 as a one-mode mixture."""
+        """The unimodal N(0, I) prior of Robust-DAE appendix App. A.1 as a one-mode mixture."""
         return cls(torch.zeros(1, dim), torch.ones(1, dim))
 
     @property

@@ -1,4 +1,4 @@
-"""beta-TCVAE with minibatch-weighted sampling (Chen et al. 2018; baseline of 003 §5.4; SPEC §1, §6).
+"""beta-TCVAE with minibatch-weighted sampling (Chen et al. 2018; baseline of Saseendran (thesis) §5.4; docs/methods.md §1, §6).
 
 The KL term of the ELBO, estimated per sample at z ~ q(z|x_i), splits into
 
@@ -7,7 +7,7 @@ The KL term of the ELBO, estimated per sample at z ~ q(z|x_i), splits into
                              + [sum_d log q(z_d) - sum_d log p(z_d)]    dimension-wise KL
 
 and beta-TCVAE minimises  -log p(x|z) + alpha MI + beta TC + gamma DW-KL  with alpha = gamma = 1
-and beta = 6 (SPEC §1). The aggregate posterior q(z) and its marginals q(z_d) are estimated on the
+and beta = 6 (docs/methods.md §1). The aggregate posterior q(z) and its marginals q(z_d) are estimated on the
 minibatch {x_1..x_M} of a dataset of size N by minibatch-weighted sampling (MWS, Chen et al. eq. 7):
 
     log q(z_i)   ~ logsumexp_j  sum_d log q(z_id | x_j)  - log(N M)
@@ -15,10 +15,10 @@ minibatch {x_1..x_M} of a dataset of size N by minibatch-weighted sampling (MWS,
 
 The log importance weight -log(N M) enters log q(z_i) once per sample, and each of the D marginal
 estimates once: a popular implementation adds it to every latent dimension before summing, which
-counts it D times in log q(z) (SPEC §6).
+counts it D times in log q(z) (docs/methods.md §6).
 
-Choices SPEC leaves open:
-- Architecture, likelihood and optimiser are the VAE's (003 §5.4 uses the same architecture for
+Choices the papers leave open:
+- Architecture, likelihood and optimiser are the VAE's (Saseendran (thesis) §5.4 uses the same architecture for
   all baselines); one reparameterised sample per input, as in Chen et al.
 - N: ``dataset_size`` in the config, or (when null) the number of training images the trainer's
   loader yields, counted once in ``on_train_start`` (this draws one extra shuffle permutation).
@@ -40,7 +40,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 @dataclass
 class BetaTCVAEConfig(VAEConfig):
-    """VAE defaults (SPEC §1) plus the weights of the three KL parts (beta = 6 on the TC)."""
+    """VAE defaults (docs/methods.md §1) plus the weights of the three KL parts (beta = 6 on the TC)."""
 
     beta: float = 6.0
     #: weight of the index-code mutual information
@@ -92,7 +92,7 @@ class BetaTCVAE(VAE):
 
     name = "beta_tcvae"
     config_class = BetaTCVAEConfig
-    source = "003 §5.4 (baseline); Chen et al. 2018, eq. (7) MWS"
+    source = "Saseendran (thesis) §5.4 (baseline); Chen et al. 2018, eq. (7) MWS"
 
     def __init__(self, config: BetaTCVAEConfig):
         super().__init__(config)

@@ -1,4 +1,4 @@
-"""GAN for 002's 2D-grid experiment (002 §3.1, footnote 5, App. A.2 Algorithm A.1; SPEC §1).
+"""GAN for Manoj's 2D-grid experiment (Manoj §3.1, footnote 5, App. A.2 Algorithm A.1; docs/methods.md §1).
 
 An MLP generator G: z -> point (``input_shape`` (2,)) and an MLP discriminator D: point -> logit,
 trained with the non-saturating loss (Goodfellow et al. 2014; Algorithm A.1 line 8 "maximise
@@ -7,7 +7,7 @@ log D(x_f)"):
     L_D = -log D(x_r) - log(1 - D(G(z)))        L_G = -log D(G(z)),   z ~ N(0, I)
 
 ``decode(z)`` is the generator and ``sample(n)`` draws z ~ N(0, I); a GAN has no encoder, so
-``encode`` raises. Class radius (002 Def. 2.5) on these generators uses the nearest-mode classifier
+``encode`` raises. Class radius (Manoj Def. 2.5) on these generators uses the nearest-mode classifier
 (``latentbench.plugins.datasets.grid2d.nearest_mode``).
 
 The generic trainer takes ONE optimiser step on ``loss()`` per batch, so ``loss`` returns
@@ -16,10 +16,10 @@ points are detached in L_D, and L_G evaluates D through ``torch.func.functional_
 copies of D's parameters. The two players therefore take simultaneous (not alternating) steps with
 a shared Adam; each parameter's update is exactly the one its own loss gives.
 
-Choices SPEC leaves open (defaults after the 2D-grid setup of PacGAN, Lin et al. 2017, which 002
+Choices the papers leave open (defaults after the 2D-grid setup of PacGAN, Lin et al. 2017, which Manoj
 cites): latent 2, generator 4 x 400 ReLU, discriminator 3 x 200 ReLU (PacGAN's maxout units are
 plain ReLU here), no BatchNorm, Adam 1e-4. The generator output is unbounded (points, not images).
-``pack`` (PacGAN's packing degree m, default 1 = the plain GAN of 002) lets D judge m points at once;
+``pack`` (PacGAN's packing degree m, default 1 = the plain GAN of Manoj) lets D judge m points at once;
 packed groups are consecutive points of the batch (a trailing remainder is left out of the loss).
 In our short runs on grids restricted to k modes, plain GANs collapsed onto one mode while pack = 2
 covered all k (see tests/models/test_gan.py), so use pack >= 2 to build generators of known coverage.
@@ -63,11 +63,11 @@ class GANConfig(NetConfig):
 
 
 class GAN(Autoencoder):
-    """Non-saturating GAN with MLP generator and discriminator (002's 2D-grid generators)."""
+    """Non-saturating GAN with MLP generator and discriminator (Manoj's 2D-grid generators)."""
 
     name = "gan"
     config_class = GANConfig
-    source = "002 §3.1, footnote 5, App. A.2 (Algorithm A.1)"
+    source = "Manoj §3.1, footnote 5, App. A.2 (Algorithm A.1)"
 
     def __init__(self, config: GANConfig):
         config.validate()

@@ -1,19 +1,19 @@
-"""GMM-regularised deterministic autoencoder (003 §4.3, Saseendran thesis ch. 4).
+"""GMM-regularised deterministic autoencoder (Saseendran (thesis) §4.3, Saseendran thesis ch. 4).
 
-Loss (003 eq. 4.9): lambda_REC * MSE(x, g(f(x))) + lambda_KS * L_KS,K(z) + lambda_CV * L_CV,K(z) with
+Loss (Saseendran (thesis) eq. 4.9): lambda_REC * MSE(x, g(f(x))) + lambda_KS * L_KS,K(z) + lambda_CV * L_CV,K(z) with
 z = f(x) deterministic codes regularised towards a K-mode GMM prior: mode k at e_k (one-hot), std 1,
-equal weights (003 §4.4.7). lambda_KS and lambda_CV follow 003 §4.3.3 (eq. 4.10): the inverse mean
+equal weights (Saseendran (thesis) §4.4.7). lambda_KS and lambda_CV follow Saseendran (thesis) §4.3.3 (eq. 4.10): the inverse mean
 losses of M = 64 batches drawn from the prior with the training batch size, estimated in
 ``on_train_start`` and kept as buffers so checkpoints carry them.
 
-Choices SPEC §1 leaves open, documented here:
+Choices docs/methods.md §1 leaves open, documented here:
 - Reconstruction loss is the per-pixel mean squared error (independent of image size).
-  ``lambda_rec`` = 100 follows the 003 §4.3.3 heuristic (inverse of the best attainable
+  ``lambda_rec`` = 100 follows the Saseendran (thesis) §4.3.3 heuristic (inverse of the best attainable
   reconstruction loss; a per-pixel MSE of about 0.01 is typical for MNIST-like images at latent
   dimension 10). The thesis's 0.005 refers to an unnormalised sum we cannot reconstruct.
-- Defaults follow 003 §4.4.7 for MNIST/Fashion-MNIST: latent_dim 10, conv backbone of Table 4.6
+- Defaults follow Saseendran (thesis) §4.4.7 for MNIST/Fashion-MNIST: latent_dim 10, conv backbone of Table 4.6
   (channels 128-256-512-1024, kernel 4, stride 2, BN, ReLU), Adam lr 2e-3 (the thesis's betas
-  (0.5, 0.999) are the trainer's business). The ``mlp`` backbone uses 4 x 200 ReLU (003 §5.4.7).
+  (0.5, 0.999) are the trainer's business). The ``mlp`` backbone uses 4 x 200 ReLU (Saseendran (thesis) §5.4.7).
 - ``latent_dim < n_modes`` cannot host one-hot means and is rejected by ``validate`` with a message
   naming both fixes (raise latent_dim or lower n_modes).
 - If ``loss`` is called before ``on_train_start`` (no weights yet), the weights are estimated from
@@ -33,7 +33,7 @@ from latentbench.plugins.models._backbones import NetConfig, make_decoder, make_
 from latentbench.plugins.models._gmm_prior import GMMPrior
 from latentbench.plugins.models._latent_losses import covariance_loss, estimate_loss_weights, ks_loss
 
-SOURCE_GMM_DAE = "003 (Saseendran thesis) §4.3, eqs. 4.5-4.10; architecture Table 4.6"
+SOURCE_GMM_DAE = "Saseendran (thesis) (Saseendran thesis) §4.3, eqs. 4.5-4.10; architecture Table 4.6"
 
 
 @dataclass
@@ -44,9 +44,9 @@ class RegularizedDAEConfig(NetConfig):
     hidden: list[int] = field(default_factory=lambda: [200, 200, 200, 200])
     activation: str = "relu"
     lr: float = 2e-3
-    #: weight of the per-pixel MSE reconstruction loss (003 §4.3.3 heuristic, see module docstring)
+    #: weight of the per-pixel MSE reconstruction loss (Saseendran (thesis) §4.3.3 heuristic, see module docstring)
     lambda_rec: float = 100.0
-    #: M in 003 eq. 4.10: prior batches used to set lambda_KS and lambda_CV
+    #: M in Saseendran (thesis) eq. 4.10: prior batches used to set lambda_KS and lambda_CV
     weight_batches: int = 64
 
     def validate(self) -> None:
@@ -54,18 +54,18 @@ class RegularizedDAEConfig(NetConfig):
         if self.lambda_rec < 0:
             raise ValueError(f"lambda_rec must be >= 0, got {self.lambda_rec}")
         if self.weight_batches < 1:
-            raise ValueError(f"weight_batches (M of 003 eq. 4.10) must be >= 1, got {self.weight_batches}")
+            raise ValueError(f"weight_batches (M of Saseendran (thesis) eq. 4.10) must be >= 1, got {self.weight_batches}")
 
 
 @dataclass
 class GMMDAEConfig(RegularizedDAEConfig):
-    """003 §4.3 / §4.4.7 defaults: K = 10 one-hot modes, std 1, equal weights, conv Table 4.6."""
+    """Saseendran (thesis) §4.3 / §4.4.7 defaults: K = 10 one-hot modes, std 1, equal weights, conv Table 4.6."""
 
     backbone: str = "conv"
     batchnorm: bool = True
     conv_channels: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
     n_modes: int = 10
-    #: distance of each mode from the origin (mode k at mode_scale * e_k; 003 Fig. 4.8 varies it)
+    #: distance of each mode from the origin (mode k at mode_scale * e_k; Saseendran (thesis) Fig. 4.8 varies it)
     mode_scale: float = 1.0
     mode_std: float = 1.0
 
@@ -133,7 +133,7 @@ class RegularizedDAE(Autoencoder):
         return int(self.weights_batch_size) > 0
 
     def estimate_loss_weights(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[float, float]:
-        """Set lambda_KS, lambda_CV from ``weight_batches`` prior batches of ``batch_size`` (003 eq. 4.10)."""
+        """Set lambda_KS, lambda_CV from ``weight_batches`` prior batches of ``batch_size`` (Saseendran (thesis) eq. 4.10)."""
         lam_ks, lam_cv = estimate_loss_weights(
             self.regularizers,
             lambda n, g: self.prior.sample(n, g, device=self.lambda_ks.device),
@@ -167,7 +167,7 @@ class RegularizedDAE(Autoencoder):
 
 
 class GMMDAE(RegularizedDAE):
-    """GMM-DAE of 003 §4.3: MSE reconstruction + weighted marginal-KS and covariance losses."""
+    """GMM-DAE of Saseendran (thesis) §4.3: MSE reconstruction + weighted marginal-KS and covariance losses."""
 
     name = "gmm_dae"
     config_class = GMMDAEConfig
@@ -177,7 +177,7 @@ class GMMDAE(RegularizedDAE):
         return GMMPrior.one_hot(config.n_modes, config.latent_dim, config.mode_scale, config.mode_std)
 
     def regularizers(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """(L_KS,K, L_CV,K) of 003 eqs. 4.7 and 4.8."""
+        """(L_KS,K, L_CV,K) of Saseendran (thesis) eqs. 4.7 and 4.8."""
         return ks_loss(z, self.prior.marginal_cdf), covariance_loss(z, self.prior.covariance())
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:

@@ -1,6 +1,6 @@
-"""Lipschitz-constrained VAE, LC-VAE (002 §4, Tables 1-2; SPEC §1).
+"""Lipschitz-constrained VAE, LC-VAE (Manoj §4, Tables 1-2; docs/methods.md §1).
 
-The VAE objective plus lambda times the regulariser of 002 §4.1 ("Implementation Details"): for a
+The VAE objective plus lambda times the regulariser of Manoj §4.1 ("Implementation Details"): for a
 batch of b = 2n images,
 
     R = sum_{i=1..n} ||f(I_i) - f(I_{i+n})||_2^2 / ||I_i - I_{i+n}||_2^2
@@ -8,13 +8,13 @@ batch of b = 2n images,
 (pairs from the two halves of the batch), and every encoder parameter clipped to [-c, c] after
 every optimiser step (``on_train_step_end``), following Arjovsky et al. (2017).
 
-Defaults (SPEC §1, 002 §4.2): lambda = 30, c = 0.3, latent 10, conv encoder 128-256-512-1024,
+Defaults (docs/methods.md §1, Manoj §4.2): lambda = 30, c = 0.3, latent 10, conv encoder 128-256-512-1024,
 kernel 4, stride 2, BatchNorm, ReLU (Table 1), Adam 1e-3; the paper trains with batch 300 for 20
 epochs (set those in the training config). The conv backbone uses as many of the four stages as the
 image size allows (see ``latentbench.plugins.models._backbones``).
 
-Choices SPEC leaves open:
-- f is the encoder mean (the "encoding" of 002 §4.1); its std is left free.
+Choices the papers leave open:
+- f is the encoder mean (the "encoding" of Manoj §4.1); its std is left free.
 - Clipping covers every parameter of the encoder - linear/conv weights, biases, BatchNorm affine
   parameters and the mean/scale heads - as WGAN's reference code clips every critic parameter;
   running BatchNorm statistics are buffers, not weights, and are not clipped. The decoder is free.
@@ -36,7 +36,7 @@ from latentbench.plugins.models.vae import VAE, VAEConfig
 
 @dataclass
 class LCVAEConfig(VAEConfig):
-    """LC-VAE defaults of 002 §4.2 / Table 1 (SPEC §1)."""
+    """LC-VAE defaults of Manoj §4.2 / Table 1 (docs/methods.md §1)."""
 
     latent_dim: int = 10
     lr: float = 1e-3
@@ -67,11 +67,11 @@ def pairwise_lipschitz_ratio(codes: Tensor, x: Tensor) -> Tensor:
 
 
 class LCVAE(VAE):
-    """VAE with a pairwise code/input distance-ratio penalty and clipped encoder weights (002 §4)."""
+    """VAE with a pairwise code/input distance-ratio penalty and clipped encoder weights (Manoj §4)."""
 
     name = "lc_vae"
     config_class = LCVAEConfig
-    source = "002 §4.1-4.2, Table 1"
+    source = "Manoj §4.1-4.2, Table 1"
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         t = self.elbo_terms(x)

@@ -1,4 +1,4 @@
-"""Latent-mixup VAE (000 §4.2.2 eqs. 9-10; SPEC §1, §6).
+"""Latent-mixup VAE (Khan & Storkey §4.2.2 eqs. 9-10; docs/methods.md §1, §6).
 
 The VAE objective plus
 
@@ -7,13 +7,13 @@ The VAE objective plus
 
 where z_m mixes the codes of the **same** pair (i, j) with the **same** alpha as x_m. (The public
 code draws independent permutations and alphas for x and z, so z_m is not the code mix of x_m's
-pair; SPEC §6 lists that as a bug.)
+pair; docs/methods.md §6 lists that as a bug.)
 
-Choices SPEC leaves open:
+Choices the papers leave open:
 - Pairs: a random cyclic derangement of the batch (shuffle, then pair each element with the next
   one), so every pair is two distinct samples (eq. 9 asks for distinct points) and every sample is
   used once as x_i and once as x_j. A batch of one has no pair and gets C = 0.
-- One alpha per pair, drawn from Beta(mixup_a, mixup_b) = Beta(0.5, 0.5) by default (000 §4.2.2).
+- One alpha per pair, drawn from Beta(mixup_a, mixup_b) = Beta(0.5, 0.5) by default (Khan & Storkey §4.2.2).
 - z_i, z_j and f(x_m) are posterior means: the penalty compares deterministic codes, so it has no
   floor from sampling noise. Gradients flow through z_i, z_j and f(x_m) (both terms train the
   encoder, the second also the decoder); g is the decoder mean in [0, 1].
@@ -33,7 +33,7 @@ from latentbench.plugins.models.vae import VAE, VAEConfig
 
 @dataclass
 class MixupVAEConfig(VAEConfig):
-    """VAE defaults (SPEC §1) plus the mixup penalty's weight and Beta(a, b) shape (0.5, 0.5)."""
+    """VAE defaults (docs/methods.md §1) plus the mixup penalty's weight and Beta(a, b) shape (0.5, 0.5)."""
 
     mixup_weight: float = 1.0
     mixup_a: float = 0.5
@@ -61,11 +61,11 @@ def mixup_pairs(batch_size: int, a: float = 0.5, b: float = 0.5,
 
 
 class MixupVAE(VAE):
-    """VAE regularised so that mixing in input space and in latent space agree (000 §4.2.2)."""
+    """VAE regularised so that mixing in input space and in latent space agree (Khan & Storkey §4.2.2)."""
 
     name = "mixup_vae"
     config_class = MixupVAEConfig
-    source = "000 §4.2.2 eqs. (9)-(10)"
+    source = "Khan & Storkey §4.2.2 eqs. (9)-(10)"
 
     def mixup_penalty(self, x: Tensor, mean: Tensor, i: Tensor, j: Tensor, alpha: Tensor) -> dict[str, Tensor]:
         """Per-pair terms of C for given pairs and alphas; ``mean`` are the codes of ``x``."""

@@ -1,30 +1,30 @@
-"""Adversarially robust deterministic autoencoders (003 §5.3; 004 App. A.1).
+"""Adversarially robust deterministic autoencoders (Saseendran (thesis) §5.3; Robust-DAE appendix App. A.1).
 
-Training step on a batch x (003 eq. 5.6 / 004 eq. 9):
+Training step on a batch x (Saseendran (thesis) eq. 5.6 / Robust-DAE appendix eq. 9):
 
 1. adversarial inputs x_adv inside the L-inf ball eps around x that push the code away from z = f(x)
-   (003 eq. 5.1): one fast-FGSM step (``fgsm_latent_perturb``, uniform start, step 1.25 eps) or, for
-   the PGD-trained variant of 004's ablation, ``latentbench.perturbation.pgd`` on the same objective;
+   (Saseendran (thesis) eq. 5.1): one fast-FGSM step (``fgsm_latent_perturb``, uniform start, step 1.25 eps) or, for
+   the PGD-trained variant of Robust-DAE appendix's ablation, ``latentbench.perturbation.pgd`` on the same objective;
 2. z = f(x), z_adv = f(x_adv);
 3. lambda_REC * MSE(x, g(z + e)), e ~ N(0, s^2 I) latent noise **in training mode only**;
 4. lambda_KS * L^adv_KS(z, z_adv) (eq. 5.4: 2/3 augmented KS + 1/3 two-point KS);
 5. lambda_CV * L^adv_CV(z, z_adv) (eq. 5.5: covariance of (z, z_adv) against [[S, aS], [aS, S]]).
 
-``coupled: false`` gives the "Augmented" ablation of 003 Table 5.4 (eqs. 5.2 and 5.3: no two-point
+``coupled: false`` gives the "Augmented" ablation of Saseendran (thesis) Table 5.4 (eqs. 5.2 and 5.3: no two-point
 term, cross-covariance target 0). ``robust_gmm_dae`` uses the 10-mode one-hot GMM prior of
-``gmm_dae``; ``robust_dae`` the unimodal N(0, I) prior (004 eqs. 6-9).
+``gmm_dae``; ``robust_dae`` the unimodal N(0, I) prior (Robust-DAE appendix eqs. 6-9).
 
 Choices the sources leave open, documented here:
 - The adversary is computed with the encoder in eval mode (batch-norm running statistics, none
   updated), so each input's perturbation depends on that input only; the model's mode is restored.
 - The PGD objective is the squared latent distance (same maximiser and sign-gradient as the
   distance, no kink at the start); defaults 10 steps of 2.5 eps / steps from a uniform start, one
-  restart (004 reports only that PGD training costs about twice as much as FGSM training).
-- Latent noise std 0.1 (SPEC §1; 003 writes N(0, I)); noise comes from the global RNG, which the
+  restart (Robust-DAE appendix reports only that PGD training costs about twice as much as FGSM training).
+- Latent noise std 0.1 (docs/methods.md §1; Saseendran (thesis) writes N(0, I)); noise comes from the global RNG, which the
   trainer seeds. It is never applied in eval mode, and ``encode`` never adds it: evaluation codes
-  are deterministic (SPEC §6: the public attack scripts left the noise on at evaluation).
-- Loss weights use independent prior batches for z and z' (004 eq. 10 and the text after it).
-- Defaults follow 003 §5.4.7 / 004 A.4 for grey images: MLP 4 x 200 ReLU without batch norm,
+  are deterministic (docs/methods.md §6: the public attack scripts left the noise on at evaluation).
+- Loss weights use independent prior batches for z and z' (Robust-DAE appendix eq. 10 and the text after it).
+- Defaults follow Saseendran (thesis) §5.4.7 / Robust-DAE appendix A.4 for grey images: MLP 4 x 200 ReLU without batch norm,
   latent 10, alpha 0.95, Adam lr 2e-3; the conv option uses channels 128-256-512-1024.
 """
 
@@ -48,14 +48,14 @@ ADVERSARIES = ("fgsm", "pgd")
 
 @dataclass
 class RobustDAEConfig(RegularizedDAEConfig):
-    """004 App. A.1 / A.4 defaults (grey images): MLP 4 x 200 ReLU, no batch norm, latent 10."""
+    """Robust-DAE appendix App. A.1 / A.4 defaults (grey images): MLP 4 x 200 ReLU, no batch norm, latent 10."""
 
     backbone: str = "mlp"
     batchnorm: bool = False
     conv_channels: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
-    #: L-inf budget of the training adversary (SPEC §1)
+    #: L-inf budget of the training adversary (docs/methods.md §1)
     eps: float = 0.3
-    #: "fgsm" (003 §5.3.2) or "pgd" (the PGD-trained variant of 004 App. A.2)
+    #: "fgsm" (Saseendran (thesis) §5.3.2) or "pgd" (the PGD-trained variant of Robust-DAE appendix App. A.2)
     adversary: str = "fgsm"
     #: FGSM step; None = 1.25 * eps (Wong et al.)
     fgsm_step_size: Optional[float] = None
@@ -64,7 +64,7 @@ class RobustDAEConfig(RegularizedDAEConfig):
     pgd_step_size: Optional[float] = None
     #: coupling alpha of the covariance target [[S, aS], [aS, S]] (0.95 for MNIST/Fashion-MNIST)
     alpha: float = 0.95
-    #: False = the uncoupled "Augmented" ablation (003 eqs. 5.2, 5.3; Table 5.4)
+    #: False = the uncoupled "Augmented" ablation (Saseendran (thesis) eqs. 5.2, 5.3; Table 5.4)
     coupled: bool = True
     #: std of the latent noise added to codes before decoding, training mode only
     latent_noise_std: float = 0.1
@@ -89,7 +89,7 @@ class RobustDAEConfig(RegularizedDAEConfig):
 
 @dataclass
 class RobustGMMDAEConfig(RobustDAEConfig):
-    """003 §5.3 defaults: the GMM prior of gmm_dae (10 one-hot modes, std 1, equal weights)."""
+    """Saseendran (thesis) §5.3 defaults: the GMM prior of gmm_dae (10 one-hot modes, std 1, equal weights)."""
 
     n_modes: int = 10
     mode_scale: float = 1.0
@@ -111,18 +111,18 @@ def _eval_mode(module: torch.nn.Module):
 
 
 class RobustDAE(RegularizedDAE):
-    """Unimodal robust deterministic autoencoder (004 App. A.1, eqs. 6-9)."""
+    """Unimodal robust deterministic autoencoder (Robust-DAE appendix App. A.1, eqs. 6-9)."""
 
     name = "robust_dae"
     config_class = RobustDAEConfig
-    source = "004 (NeurIPS 2022 appendix) App. A.1, eqs. 6-9; PGD variant App. A.2"
+    source = "Robust-DAE appendix (NeurIPS 2022 appendix) App. A.1, eqs. 6-9; PGD variant App. A.2"
     n_regularizer_inputs = 2
 
     def make_prior(self, config) -> GMMPrior:
         return GMMPrior.standard_normal(config.latent_dim)
 
     def regularizers(self, z: Tensor, z_adv: Tensor) -> tuple[Tensor, Tensor]:
-        """(L^adv_KS, L^adv_CV) of 003 eqs. 5.4, 5.5 (coupled) or 5.2, 5.3 (augmented)."""
+        """(L^adv_KS, L^adv_CV) of Saseendran (thesis) eqs. 5.4, 5.5 (coupled) or 5.2, 5.3 (augmented)."""
         cfg = self.config
         ks = adversarial_ks(z, z_adv, self.prior.marginal_cdf, coupled=cfg.coupled)
         cv = coupled_covariance_loss(z, z_adv, self.prior.covariance(), cfg.alpha if cfg.coupled else 0.0)
@@ -170,11 +170,11 @@ class RobustDAE(RegularizedDAE):
 
 
 class RobustGMMDAE(RobustDAE):
-    """Robust GMM-DAE of 003 §5.3: the robust objective towards the 10-mode one-hot GMM prior."""
+    """Robust GMM-DAE of Saseendran (thesis) §5.3: the robust objective towards the 10-mode one-hot GMM prior."""
 
     name = "robust_gmm_dae"
     config_class = RobustGMMDAEConfig
-    source = "003 (Saseendran thesis) §5.3, eqs. 5.1-5.6; 004 App. A"
+    source = "Saseendran (thesis) (Saseendran thesis) §5.3, eqs. 5.1-5.6; Robust-DAE appendix App. A"
 
     def make_prior(self, config) -> GMMPrior:
         return GMMPrior.one_hot(config.n_modes, config.latent_dim, config.mode_scale, config.mode_std)

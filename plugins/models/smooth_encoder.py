@@ -1,7 +1,7 @@
-"""Smooth Encoder, SE (001 §3 algorithm, §3.1, App. B.2, App. C; SPEC §1).
+"""Smooth Encoder, SE (Cemgil et al. §3 algorithm, §3.1, App. B.2, App. C; docs/methods.md §1).
 
 For each x a fictive x' is selected by the PGD-Wasserstein attack (``latentbench.plugins.attacks.pgd_wasserstein``,
-L-inf radius 0.1, L = 20 steps: 001 §3.1 "selection radius" and "selection iteration budget"), and
+L-inf radius 0.1, L = 20 steps: Cemgil et al. §3.1 "selection radius" and "selection iteration budget"), and
 the SE-ELBO (App. C)
 
     B_SE = E_q(z_a|x)[log p(x|z_a)] + E_q(z_a|x)[log p(z_a)] + E_q(z_b|x')[log p(z_b)] - W_{2,gamma}
@@ -12,23 +12,23 @@ is maximised, with, for factorised Gaussians (App. C, all sums over latent dims 
     E[log p(z)]      =  -1/2 sum_k (mu_k^2 + S_k) - D_z/2 log(2 pi)
     W_{2,gamma}      =  sum_k (mu_a - mu_b)^2 + S_a + S_b - (1/gamma)(sqrt(1 + 4 gamma^2 S_a S_b) - 1).
 
-x' enters only the encoder's terms, so the decoder's gradient is that of the plain VAE (001 §3).
+x' enters only the encoder's terms, so the decoder's gradient is that of the plain VAE (Cemgil et al. §3).
 
-Defaults (SPEC §1, 001 C.1): MLP 4 x 200 ReLU (no BatchNorm: C.1 names none), latent 32, Gaussian
+Defaults (docs/methods.md §1, Cemgil et al. C.1): MLP 4 x 200 ReLU (no BatchNorm: C.1 names none), latent 32, Gaussian
 decoder with v = 0.5, gamma = 1, encoder outputs mean and log-variance.
 
-Choices SPEC leaves open:
+Choices the papers leave open:
 - The selection attack maximises the exact W_2^2 (``selection_distance: w2``), the Wasserstein
-  divergence of 001 §3.1's selection problem; ``w2_gamma`` uses W_{2,gamma} with the model's gamma.
+  divergence of Cemgil et al. §3.1's selection problem; ``w2_gamma`` uses W_{2,gamma} with the model's gamma.
   It runs with the model in eval mode (``Attack.__call__``) from a random start drawn from the global
   RNG (seeded by the trainer); x' is a constant for the gradient step.
-- ``selection: random`` is the control of 001 §4 / App. C.1 Fig. 7(a): x' is a uniformly random
+- ``selection: random`` is the control of Cemgil et al. §4 / App. C.1 Fig. 7(a): x' is a uniformly random
   point of the selection ball (``latentbench.perturbation.random_start``, then made feasible for the
   [0, 1] box) instead of the PGD-Wasserstein point. It is a property of the trained model, so it
-  lives in the model's config; 001 says "from the unit ball" without a norm, and the option uses the
+  lives in the model's config; Cemgil et al. says "from the unit ball" without a norm, and the option uses the
   same ball as the attack (``selection_eps``, ``selection_norm``).
 - ``likelihood: bernoulli`` replaces the Gaussian data-fidelity term by the Bernoulli one.
-- As written in 001, the SE-ELBO has no separate entropy of q(z|x): only W_{2,gamma}'s entropic
+- As written in Cemgil et al., the SE-ELBO has no separate entropy of q(z|x): only W_{2,gamma}'s entropic
   coupling term acts on the variances, so trained posterior variances can become small.
 - Losses are averaged over the batch; the ``loss`` entry is -B_SE.
 """
@@ -48,13 +48,13 @@ from latentbench.plugins._common.gaussians import w2_gamma_diag
 from latentbench.plugins.models.vae import VAE, VAEConfig, check_images, reconstruction_nll
 
 SELECTION_DISTANCES = ("w2", "w2_gamma")
-#: how x' is chosen: the PGD-Wasserstein attack (001 §3.1) or a uniform draw from the ball (001 Fig. 7a)
+#: how x' is chosen: the PGD-Wasserstein attack (Cemgil et al. §3.1) or a uniform draw from the ball (Cemgil et al. Fig. 7a)
 SELECTIONS = ("pgd", "random")
 
 
 @dataclass
 class SmoothEncoderConfig(VAEConfig):
-    """SE defaults of SPEC §1 / 001 C.1 (MLP 4 x 200 ReLU, latent 32, v 0.5, gamma 1, eps 0.1 L-inf, L 20)."""
+    """SE defaults of docs/methods.md §1 / Cemgil et al. C.1 (MLP 4 x 200 ReLU, latent 32, v 0.5, gamma 1, eps 0.1 L-inf, L 20)."""
 
     hidden: list[int] = field(default_factory=lambda: [200, 200, 200, 200])
     activation: str = "relu"
@@ -71,7 +71,7 @@ class SmoothEncoderConfig(VAEConfig):
     #: null = the attack's default 2.5 * eps / steps
     selection_step_size: Optional[float] = None
     selection_distance: str = "w2"
-    #: "pgd" (001 §3.1) or "random": uniform in the selection ball, the control of 001 App. C.1 Fig. 7(a)
+    #: "pgd" (Cemgil et al. §3.1) or "random": uniform in the selection ball, the control of Cemgil et al. App. C.1 Fig. 7(a)
     selection: str = "pgd"
 
     def validate(self) -> None:
@@ -93,7 +93,7 @@ class SmoothEncoderConfig(VAEConfig):
 
 
 def expected_log_std_normal(mean: Tensor, var: Tensor) -> Tensor:
-    """E_{N(mean, diag var)}[log N(z; 0, I)] per sample (001 App. C, prior fidelity)."""
+    """E_{N(mean, diag var)}[log N(z; 0, I)] per sample (Cemgil et al. App. C, prior fidelity)."""
     d = mean.shape[1]
     return -0.5 * (mean.pow(2) + var).sum(1) - 0.5 * d * math.log(2 * math.pi)
 
@@ -103,7 +103,7 @@ class SmoothEncoder(VAE):
 
     name = "smooth_encoder"
     config_class = SmoothEncoderConfig
-    source = "001 §3, §3.1, App. B.2, App. C"
+    source = "Cemgil et al. §3, §3.1, App. B.2, App. C"
 
     def selection_attack(self, generator: torch.Generator | None = None) -> PGDWasserstein:
         c = self.config
@@ -113,9 +113,9 @@ class SmoothEncoder(VAE):
         return PGDWasserstein(self, cfg, generator=generator)
 
     def select(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """x' = x + argmax_{||d|| <= eps} W(q(z|x), q(z|x + d)) by PGD (001 §3.1); detached.
+        """x' = x + argmax_{||d|| <= eps} W(q(z|x), q(z|x + d)) by PGD (Cemgil et al. §3.1); detached.
 
-        With ``selection: random``, x' is uniform in the ball around x instead (001 Fig. 7(a)).
+        With ``selection: random``, x' is uniform in the ball around x instead (Cemgil et al. Fig. 7(a)).
         """
         if self.config.selection_eps == 0:
             return x.detach()

@@ -1,20 +1,20 @@
-"""VAE and beta-VAE (000 §2.1 eq. 1, §4.2.1, App. A; 001 §2.1; SPEC §1).
+"""VAE and beta-VAE (Khan & Storkey §2.1 eq. 1, §4.2.1, App. A; Cemgil et al. §2.1; docs/methods.md §1).
 
 The ELBO of eq. (1) with a factorised Gaussian posterior q(z|x) = N(mu(x), diag(sigma(x)^2)), the
 prior p(z) = N(0, I) and a decoder p(x|z) that is either Bernoulli with mean g(z) or Gaussian
 N(g(z), v I). ``g(z) = sigmoid(decoder logits)`` is the decoder mean in [0, 1] in both cases.
 
-Choices SPEC leaves open (also valid for every model that subclasses :class:`VAE`):
+Choices the papers leave open (also valid for every model that subclasses :class:`VAE`):
 
 - Encoder: ``make_encoder(cfg, 2 * latent_dim)``; the last linear layer's output is split into the
-  mean and a raw scale ``s``. 000 App. A describes 256-256-512-32 hidden units followed by two 32x32
+  mean and a raw scale ``s``. Khan & Storkey App. A describes 256-256-512-32 hidden units followed by two 32x32
   linear heads; ``hidden=[256, 256, 512, 32]`` reproduces exactly that (its last linear layer is
-  the two heads side by side). The default ``[256, 256, 512]`` (SPEC §1) folds the 32-unit layer
+  the two heads side by side). The default ``[256, 256, 512]`` (docs/methods.md §1) folds the 32-unit layer
   into the heads, and the decoder is the mirror 512-256-256 of App. A.
-- Scale link (``std_param``): ``"logvar"`` (default, std = exp(s / 2), Kingma & Welling; 001 C.1
+- Scale link (``std_param``): ``"logvar"`` (default, std = exp(s / 2), Kingma & Welling; Cemgil et al. C.1
   uses log-variances) or ``"softplus"`` (std = softplus(s) + 1e-5). The log-variance is clamped to
   [-30, 20] so that a diverging step gives a finite (if useless) std rather than inf/NaN.
-- Likelihood: ``"bernoulli"`` by default (the PyTorch-examples VAE that 002 §4.2 builds on;
+- Likelihood: ``"bernoulli"`` by default (the PyTorch-examples VAE that Manoj §4.2 builds on;
   continuous [0, 1] pixels are scored with the binary cross-entropy, as usual for MNIST-like data),
   or ``"gaussian"`` with variance ``decoder_variance`` including its normalising constant.
 - One reparameterised sample per input; losses are sums over pixels / latent dims, averaged over
@@ -37,7 +37,7 @@ from latentbench.plugins.models._backbones import NetConfig, make_decoder, make_
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 STD_PARAMS = ("logvar", "softplus")
-#: 000 §4.2.1: 50 values of beta, log-spaced in [0.01, 10], for the beta sweep
+#: Khan & Storkey §4.2.1: 50 values of beta, log-spaced in [0.01, 10], for the beta sweep
 BETA_SWEEP: tuple[float, ...] = tuple(float(b) for b in np.logspace(-2, 1, 50))
 _LOGVAR_RANGE = (-30.0, 20.0)
 _SOFTPLUS_FLOOR = 1e-5
@@ -45,7 +45,7 @@ _SOFTPLUS_FLOOR = 1e-5
 
 @dataclass
 class VAEConfig(NetConfig):
-    """VAE defaults (SPEC §1, 000 App. A): latent 32, MLP 256-256-512, tanh + BatchNorm, Adam 3e-3."""
+    """VAE defaults (docs/methods.md §1, Khan & Storkey App. A): latent 32, MLP 256-256-512, tanh + BatchNorm, Adam 3e-3."""
 
     latent_dim: int = 32
     lr: float = 3e-3
@@ -67,9 +67,9 @@ class VAEConfig(NetConfig):
 
 @dataclass
 class BetaVAEConfig(VAEConfig):
-    """beta-VAE (000 §4.2.1): the VAE with beta * KL. ``BETA_SWEEP`` holds the paper's 50 values.
+    """beta-VAE (Khan & Storkey §4.2.1): the VAE with beta * KL. ``BETA_SWEEP`` holds the paper's 50 values.
 
-    The default beta = 4 is the usual single value (Higgins et al. 2017); SPEC fixes only the sweep.
+    The default beta = 4 is the usual single value (Higgins et al. 2017); docs/methods.md §1 fixes only the sweep.
     """
 
     beta: float = 4.0
@@ -104,11 +104,11 @@ def check_images(model: Autoencoder, x: Tensor) -> None:
 
 
 class VAE(Autoencoder):
-    """Variational autoencoder trained on the negative ELBO (000 eq. 1 with beta = 1)."""
+    """Variational autoencoder trained on the negative ELBO (Khan & Storkey eq. 1 with beta = 1)."""
 
     name = "vae"
     config_class = VAEConfig
-    source = "000 §2.1 eq. (1), App. A; 001 §2.1"
+    source = "Khan & Storkey §2.1 eq. (1), App. A; Cemgil et al. §2.1"
 
     def __init__(self, config: VAEConfig):
         config.validate()
@@ -152,11 +152,11 @@ class VAE(Autoencoder):
 
 
 class BetaVAE(VAE):
-    """beta-VAE: negative ELBO with beta * KL (000 eq. 1, §4.2.1)."""
+    """beta-VAE: negative ELBO with beta * KL (Khan & Storkey eq. 1, §4.2.1)."""
 
     name = "beta_vae"
     config_class = BetaVAEConfig
-    source = "000 §2.1 eq. (1), §4.2.1"
+    source = "Khan & Storkey §2.1 eq. (1), §4.2.1"
 
     @property
     def beta(self) -> float:

@@ -19,7 +19,7 @@ from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_
 
 
 class MLPEncoderVAE(Autoencoder):
-    """Fashion-MNIST-sized stochastic MLP encoder (N-512-256 tanh + BatchNorm, latent 32), 000 App. A style.
+    """Fashion-MNIST-sized stochastic MLP encoder (N-512-256 tanh + BatchNorm, latent 32), Khan & Storkey App. A style.
 
     The benchmarks use 1x32x32 inputs, the size at which fashion-mnist-32-v1 evaluates Fashion-MNIST.
     (At 28x28 the naive reference's N x N eigh is cheaper: the speed-up measured there was 25-32x.)"""

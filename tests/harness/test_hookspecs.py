@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 
-from latentbench import DatasetPlugin, hookimpl
+from latentbench import Dataset, hookimpl
 from latentbench.data import Split
 from latentbench.registry import load_registry
 from latentbench.protocol import Protocol
@@ -31,7 +31,7 @@ def test_metrics_hook(toy_registry):
 
 
 def test_datasets_hook():
-    class Tiny(DatasetPlugin):
+    class Tiny(Dataset):
         name = "tiny"
         native_shape = (1, 2, 2)
 

@@ -37,7 +37,7 @@ def test_w2_matches_dense_bures_formula():
         A, Bm = np.diag(sa[i].numpy() ** 2), np.diag(sb[i].numpy() ** 2)
         rb = scipy.linalg.sqrtm(Bm)
         cross = scipy.linalg.sqrtm(rb @ A @ rb).real
-        ref = np.sum((ma[i].numpy() - mb[i].numpy()) ** 2) + np.trace(A + Bm - 2 * cross)  # 001 eq. 15
+        ref = np.sum((ma[i].numpy() - mb[i].numpy()) ** 2) + np.trace(A + Bm - 2 * cross)  # Cemgil et al. eq. 15
         assert got[i].item() == pytest.approx(ref, rel=1e-10)
 
 
@@ -51,7 +51,7 @@ def test_w2_matches_one_dimensional_quantile_coupling():
 
 
 def _entropic_by_minimisation(dm, va, vb, gamma):
-    """Minimise 001 eq. 19 for one dimension over the cross-covariance psi, then eq. 22."""
+    """Minimise Cemgil et al. eq. 19 for one dimension over the cross-covariance psi, then eq. 22."""
     lim = np.sqrt(va * vb) * (1 - 1e-12)
     f = lambda psi: -gamma * psi - 0.5 * np.log(va - psi * psi / vb)  # noqa: E731
     res = scipy.optimize.minimize_scalar(f, bounds=(-lim, lim), method="bounded",

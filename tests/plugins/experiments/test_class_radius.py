@@ -1,4 +1,4 @@
-"""Smoke runs of document 002's reproductions (grid_gans, lc_vae) and checks of their helpers against
+"""Smoke runs of document Manoj's reproductions (grid_gans, lc_vae) and checks of their helpers against
 closed forms: Theorem 3.1's bound and the mode-coverage count."""
 
 import math

@@ -1,4 +1,4 @@
-"""Smoke runs of document 000's reproductions (beta_sweep, mixup, eigen_attack_grid): every figure is
+"""Smoke runs of document Khan & Storkey's reproductions (beta_sweep, mixup, eigen_attack_grid): every figure is
 written, every table value is finite or an explicit inf, and every finding carries evidence."""
 
 import math

@@ -1,4 +1,4 @@
-"""robust_dae_tables (003 Tables 5.1/5.4/5.7, 004 Table 1): smoke run, the quoted document values
+"""robust_dae_tables (Saseendran (thesis) Tables 5.1/5.4/5.7, Robust-DAE appendix Table 1): smoke run, the quoted document values
 against the seed text, and the findings' verdicts on hand-made tables."""
 
 import math
@@ -11,7 +11,8 @@ from latentbench.plugins.experiments.robust_dae import (DOC_ABLATIONS_MNIST, DOC
                                           SIZES, findings, model_specs)
 from tests import REPO_ROOT
 
-# the seed documents live in ../shared/seeds beside the repository (as in CI)
+# a maintainers' check of the transcribed numbers against the papers' texts, run where those texts lie
+# beside the repository (as in CI); skipped elsewhere
 SEEDS = REPO_ROOT.parent / "shared" / "seeds"
 SEED_003 = next(iter(SEEDS.glob("003_*.txt")), None)
 SEED_004 = next(iter(SEEDS.glob("004_*.txt")), None)
@@ -28,16 +29,16 @@ def test_smoke_run_writes_figures_tables_and_findings(smoke_run, check_artifacts
     payload = check_artifacts(out, "robust_dae_tables", res)
     assert len(res.figures) == 2
     labels = [m for m, _, _ in model_specs(SIZES["smoke"])]
-    rows = res.tables["MS-SSIM and FID (003 Table 5.1 / 5.4, 004 Table 1)"]
+    rows = res.tables["MS-SSIM and FID (Saseendran (thesis) Table 5.1 / 5.4, Robust-DAE appendix Table 1)"]
     assert [r["model"] for r in rows] == labels
     for r in rows:
         for lam in LAMBDAS:
             for key in ("LS x_t~xa", "LS x~xa", "MD xr~xa", "MD x~xa"):
                 assert -1e-6 <= r[f"{key} @{lam:g}"] <= 1 + 1e-6  # MS-SSIM of images in [0, 1], ReLU'd cs terms
         assert math.isfinite(r["FID"]) and r["FID"] >= -1e-6
-    for r in res.tables["L2 distances (003 Fig. 5.7)"]:
+    for r in res.tables["L2 distances (Saseendran (thesis) Fig. 5.7)"]:
         assert all(math.isfinite(v) and v >= 0 for k, v in r.items() if k != "model")
-    for r in res.tables["downstream MLP probe (003 Table 5.7, %)"]:
+    for r in res.tables["downstream MLP probe (Saseendran (thesis) Table 5.7, %)"]:
         assert all(0 <= r[k] <= 100 for k in ("clean_acc", "latent_attack_acc@1", "downstream_pgd_acc@1"))
     assert any("MS-SSIM configuration" in n for n in payload["notes"])
 
@@ -110,15 +111,15 @@ def test_findings_fail_when_the_order_is_reversed():
     failing = [c for c, v in verdicts.items() if v is False]
     # every robustness/fidelity/accuracy ranking claim fails; monotonicity in lambda still holds
     assert len(failing) == len(verdicts) - 1
-    assert verdicts["003 Table 5.1: both attacks succeed more as lambda grows (LS MS-SSIM rises, MD MS-SSIM falls) "
+    assert verdicts["Saseendran (thesis) Table 5.1: both attacks succeed more as lambda grows (LS MS-SSIM rises, MD MS-SSIM falls) "
                     "for every model"]
 
 
 def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, rerun_smoke, tmp_path):
-    """SPEC §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
+    """docs/methods.md §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
     _, first = smoke_run
     torch.rand(1000)  # what an import or an earlier experiment might do
     again = rerun_smoke("robust_dae_tables", tmp_path)
-    for key in ("MS-SSIM and FID (003 Table 5.1 / 5.4, 004 Table 1)", "downstream MLP probe (003 Table 5.7, %)"):
+    for key in ("MS-SSIM and FID (Saseendran (thesis) Table 5.1 / 5.4, Robust-DAE appendix Table 1)", "downstream MLP probe (Saseendran (thesis) Table 5.7, %)"):
         strip = [{k: v for k, v in r.items() if k != "train_s"} for r in first.tables[key]]
         assert [{k: v for k, v in r.items() if k != "train_s"} for r in again.tables[key]] == strip

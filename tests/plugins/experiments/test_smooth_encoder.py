@@ -1,4 +1,4 @@
-"""se_downstream (001 Fig. 4 / 7a): smoke run, the ColorMNIST construction, the smooth encoder's
+"""se_downstream (Cemgil et al. Fig. 4 / 7a): smoke run, the ColorMNIST construction, the smooth encoder's
 random-selection control, and the findings' verdicts on hand-made tables."""
 
 import math
@@ -23,7 +23,7 @@ def test_smoke_run_writes_figure_tables_and_findings(smoke_run, check_artifacts)
     out, res = smoke_run
     check_artifacts(out, "se_downstream", res)
     assert len(res.figures) == 1 and res.figures[0].endswith("se_downstream_adv_accuracy.png")
-    rows = res.tables["downstream accuracy (001 Fig. 4 / 7a)"]
+    rows = res.tables["downstream accuracy (Cemgil et al. Fig. 4 / 7a)"]
     size = SIZES["smoke"]
     # VAE + 2 PGD-selection SEs + 2 random-selection SEs, each on the colour and the class task
     assert len(rows) == (1 + 2 * len(size.radii)) * 2
@@ -128,10 +128,10 @@ def test_findings_follow_the_table():
 
 
 def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run, rerun_smoke, tmp_path):
-    """SPEC §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
+    """docs/methods.md §0: same config and seed -> same numbers, even after other code drew from the global RNG."""
     _, first = smoke_run
     torch.rand(1000)  # what an import or an earlier experiment might do
     again = rerun_smoke("se_downstream", tmp_path)
-    key = "downstream accuracy (001 Fig. 4 / 7a)"
+    key = "downstream accuracy (Cemgil et al. Fig. 4 / 7a)"
     assert again.tables[key] == first.tables[key]
     assert [t["final_loss"] for t in again.tables["training"]] == [t["final_loss"] for t in first.tables["training"]]

@@ -1,5 +1,5 @@
 """beta-TCVAE: the MWS estimator against a direct float64 loop (scipy densities), the importance
-weight counted once per sample (SPEC §6), and the decomposition against torch.distributions."""
+weight counted once per sample (docs/methods.md §6), and the decomposition against torch.distributions."""
 
 from __future__ import annotations
 

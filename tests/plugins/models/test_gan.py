@@ -1,4 +1,4 @@
-"""2D-grid GAN (002 §3.1): gradient separation of the one-optimiser loss, the non-saturating
+"""2D-grid GAN (Manoj §3.1): gradient separation of the one-optimiser loss, the non-saturating
 generator gradient, no encoder, and generators trained on k modes covering those k modes."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_bad_config_and_batch():
 
 @pytest.mark.parametrize("k", [1, 2])
 def test_generator_trained_on_k_modes_covers_those_modes(k, single_thread):
-    """002's 2D grid (n = 1: 9 modes, spacing 2, std 0.05) restricted to k modes. PacGAN-2 packing
+    """Manoj's 2D grid (n = 1: 9 modes, spacing 2, std 0.05) restricted to k modes. PacGAN-2 packing
     keeps this short run from collapsing onto one mode."""
     ds = Grid2D(DatasetConfig(options={"n": 1, "modes": k, "train_size": 2048}))
     data = ds.load("train")

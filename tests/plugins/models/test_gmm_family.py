@@ -141,7 +141,7 @@ def test_loss_weights_are_inverse_mean_losses_on_prior_batches(cls):
         if cls is GMMDAE:
             ks_vals.append(ref_ks(params, z))
             cv_vals.append(ref_cov_loss(z, cov))
-        else:  # 004 eq. 10: z and z' drawn independently from the prior
+        else:  # Robust-DAE appendix eq. 10: z and z' drawn independently from the prior
             zp = _draw_like_prior(model.prior, n, g)
             ks_vals.append(ref_adv_ks(params, z, zp, coupled=True))
             cv_vals.append(ref_cov_loss(np.hstack([z, zp]), np.block([[cov, 0.95 * cov], [0.95 * cov, cov]])))

@@ -1,4 +1,4 @@
-"""LC-VAE (002 §4): the pairwise regulariser against a direct loop, and weight clipping after a step."""
+"""LC-VAE (Manoj §4): the pairwise regulariser against a direct loop, and weight clipping after a step."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Latent-mixup VAE (000 §4.2.2): pairs and alphas, the penalty against a direct loop, and that the
-training loss mixes x and z with the SAME pair and the SAME alpha (SPEC §6)."""
+"""Latent-mixup VAE (Khan & Storkey §4.2.2): pairs and alphas, the penalty against a direct loop, and that the
+training loss mixes x and z with the SAME pair and the SAME alpha (docs/methods.md §6)."""
 
 from __future__ import annotations
 

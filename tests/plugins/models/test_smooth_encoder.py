@@ -1,4 +1,4 @@
-"""Smooth encoder (001 §3, App. B.2, C): the SE-ELBO terms against independent computations
+"""Smooth encoder (Cemgil et al. §3, App. B.2, C): the SE-ELBO terms against independent computations
 (torch.distributions, numerical integration, numerical minimisation of the entropic OT functional),
 the selection attack, and the decoder gradient being the plain VAE's."""
 
@@ -30,7 +30,7 @@ def _x(n=4, seed=0):
 
 
 def _entropic_w2_by_minimisation(mu_a, var_a, mu_b, var_b, gamma):
-    """001 App. B.2 per dimension: minimise F(psi) = -gamma psi - 1/2 log(S_a - psi^2 / S_b) over the
+    """Cemgil et al. App. B.2 per dimension: minimise F(psi) = -gamma psi - 1/2 log(S_a - psi^2 / S_b) over the
     feasible psi in (-sqrt(S_a S_b), sqrt(S_a S_b)), then W = (mu_a - mu_b)^2 + S_a + S_b - 2 psi*."""
     total = 0.0
     for ma, va, mb, vb in zip(mu_a, var_a, mu_b, var_b):
@@ -110,7 +110,7 @@ def test_selection_is_the_pgd_wasserstein_attack_inside_the_budget():
 
 
 def test_decoder_gradient_is_the_plain_vae_gradient():
-    """x' enters only encoder terms (001 §3): d(-SE-ELBO)/d(decoder) = d(-log p(x|z_a))/d(decoder)."""
+    """x' enters only encoder terms (Cemgil et al. §3): d(-SE-ELBO)/d(decoder) = d(-log p(x|z_a))/d(decoder)."""
     m = _model()
     x, x_sel = _x(), 1 - _x()
     u = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))

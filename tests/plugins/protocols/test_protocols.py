@@ -1,4 +1,4 @@
-"""The built-in protocols: registered, SPEC §4 numbers for fashion-mnist-32-v1, every config buildable."""
+"""The built-in protocols: registered, docs/methods.md §4 numbers for fashion-mnist-32-v1, every config buildable."""
 
 import math
 
