@@ -79,7 +79,7 @@ def train(model: Autoencoder, data: Split, config: TrainConfig | None = None, de
                 loss = out["loss"]
                 if not torch.isfinite(loss):
                     raise NonFiniteError(
-                        f"model '{model.name}' produced a non-finite loss ({float(loss)}) at epoch {epoch + 1}, "
+                        f"model '{model.name}' produced a non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, "
                         f"step {result.steps + 1}. Lower the learning rate (now {lr}) or check the input range [0, 1].")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -33,7 +33,7 @@ def cmd_verify(args) -> int:
     from latentbench.leaderboard import verify_entry
 
     report = verify_entry(args.entry, checkpoint=args.checkpoint, device=device_from(args), work_dir=args.work_dir,
-                          write=args.write)
+                          write=args.write, data_root=args.data_root)
     print(report.text())
     return 0 if report.ok else 1
 
@@ -52,7 +52,7 @@ def add_commands(sub) -> None:
     f = lsub.add_parser("verify", help="re-run an entry's protocol on its checkpoint and compare every number")
     f.add_argument("entry", help="entry JSON file")
     f.add_argument("--checkpoint", help="checkpoint folder (default: the entry's checkpoint.path)")
-    add_shared_options(f, "leaderboard verify", "device", "work_dir")
+    add_shared_options(f, "leaderboard verify", "device", "data_root", "work_dir")
     f.add_argument("--write", action="store_true",
                    help="record the result in the entry's 'reproduced' section and set 'unreliable' on mismatch")
     f.set_defaults(func=cmd_verify)

@@ -96,7 +96,7 @@ def compare_numbers(reported: dict, reproduced: dict, tol: dict[str, float]) -> 
 
 def verify_entry(entry_path: str | Path, checkpoint: str | None = None, device: str = "cpu",
                  work_dir: str | None = None, write: bool = False, registry=None,
-                 repo_root: str | Path | None = None) -> VerifyReport:
+                 repo_root: str | Path | None = None, data_root: str | None = None) -> VerifyReport:
     """Re-run the entry's protocol on its checkpoint and compare every number with the protocol's
     tolerances. With ``write``, store the maintainers' numbers under ``reproduced`` and set
     ``unreliable`` when they do not match."""
@@ -128,7 +128,7 @@ def verify_entry(entry_path: str | Path, checkpoint: str | None = None, device: 
     try:
         start = time.perf_counter()
         fresh = evaluate(BenchmarkRequest(protocol=proto.name, checkpoint=str(ck), name=entry["name"], device=device,
-                                          work_dir=work_dir), registry, repo_root=root)
+                                          work_dir=work_dir, data_root=data_root), registry, repo_root=root)
         seconds = time.perf_counter() - start
     finally:
         if tmp is not None:

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from latentbench import (Attack, AttackConfig, Autoencoder, LatentGaussian, Metric, MetricConfig, MetricResult,
-                     ModelConfig, hookimpl)
-from latentbench.perturbation import pgd
+                         ModelConfig, hookimpl)
 
 
 @dataclass
@@ -62,22 +61,16 @@ class ToyAttackConfig(AttackConfig):
 
 
 class ToyLatentAttack(Attack):
-    """Maximise ||mu(x+d) - mu(x)|| with the shared PGD engine."""
+    """Maximise ||mu(x+d) - mu(x)||: a config and an objective, the base class does the rest."""
 
     name = "toy_latent"
     config_class = ToyAttackConfig
 
-    def perturb(self, x, y=None, target=None):
-        c = self.config
-        with torch.no_grad():
-            z0 = self.model.encode(x).mean
+    def prepare(self, x, y=None, target=None):
+        return (self.model.encode(x).mean,)
 
-        def obj(xa, z):
-            return (self.model.encode(xa).mean - z).norm(dim=1)
-
-        out = pgd(obj, x, c.eps, c.norm, c.steps, c.step_size or 2.5 * c.eps / max(c.steps, 1), c.restarts,
-                  c.random_start, self.generator, context=(z0,))
-        return self.make_result(x, out.x_adv, out.objective, out.forward_passes, out.backward_passes)
+    def objective(self, x_adv, z0):
+        return (self.model.encode(x_adv).mean - z0).norm(dim=1)
 
 
 @dataclass

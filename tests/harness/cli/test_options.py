@@ -16,7 +16,7 @@ EXPECTED = {
     "run": {"device", "data_root", "work_dir", "no_progress"},
     "train": set(SHARED),
     "benchmark": set(SHARED),
-    "leaderboard verify": {"device", "work_dir"},
+    "leaderboard verify": {"device", "data_root", "work_dir"},
     "reproduce": {"device", "data_root", "work_dir"},
 }
 
