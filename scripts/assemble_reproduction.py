@@ -27,7 +27,7 @@ MS-SSIM uses LatentBench's small-image configuration (`plugins/metrics/msssim_co
 uses the harness's domain feature extractor because Inception weights cannot be downloaded here, so
 FID values are not comparable with the documents'. No run was tuned to agree with a document: each
 qualitative finding is reported as it came out, including those that do not hold. The smoke size of
-every experiment runs in the default test suite (`tests/reproduce/`).
+every experiment runs in the default test suite (`tests/plugins/experiments/`).
 
 ## Summary of findings
 

@@ -22,7 +22,7 @@ plain ReLU here), no BatchNorm, Adam 1e-4. The generator output is unbounded (po
 ``pack`` (PacGAN's packing degree m, default 1 = the plain GAN of Manoj) lets D judge m points at once;
 packed groups are consecutive points of the batch (a trailing remainder is left out of the loss).
 In our short runs on grids restricted to k modes, plain GANs collapsed onto one mode while pack = 2
-covered all k (see tests/models/test_gan.py), so use pack >= 2 to build generators of known coverage.
+covered all k (see tests/plugins/models/test_gan.py), so use pack >= 2 to build generators of known coverage.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""plugins/common/gaussians.py against independent computations (torch.distributions, dense matrix
+"""plugins/_common/gaussians.py against independent computations (torch.distributions, dense matrix
 square roots, 1-D quantile couplings, direct minimisation of the entropic transport functional)."""
 
 import numpy as np

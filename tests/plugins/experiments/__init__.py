@@ -1,1 +1,1 @@
-"""Reproduction smoke tests; a package so their basenames may repeat those in tests/models and tests/metrics."""
+"""Reproduction smoke tests; a package so their basenames may repeat those in tests/plugins/models and tests/plugins/metrics."""
