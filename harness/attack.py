@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from latentbench.perturbation import check_norm, flat_norm, restart_starts
-from latentbench.solvers import SOLVERS, SolverOutput, check_finite, default_step_size, run_lbfgsb, run_pgd
+from latentbench.solvers import (PGD_STEP_FACTOR, SOLVERS, SolverOutput, check_finite, default_step_size, run_lbfgsb,
+                                 run_pgd)
 
 
 @dataclass
@@ -113,7 +114,7 @@ class Attack:
     maximize: ClassVar[bool] = True
     #: default step = ``step_factor * eps / steps`` when the config's ``step_size`` is None
     #: (2.5: Madry et al.'s PGD step, docs/methods.md §2)
-    step_factor: ClassVar[float] = 2.5
+    step_factor: ClassVar[float] = PGD_STEP_FACTOR
     #: forward passes per input that ``prepare`` spends (reported in ``forward_passes``)
     prepare_forward_passes: ClassVar[int] = 0
     #: ``objective(x_adv, *context) -> (rows,)``: defined by objective attacks, None otherwise
@@ -179,15 +180,12 @@ class Attack:
         """Optimise ``objective(x_adv, *context)`` over the config's threat model with its solver
         (``config.solver`` where the config has one, PGD otherwise), ``restarts`` restarts batched
         (the config's unless given); returns the best point per input, checked finite."""
-        cfg = self.config
-        solver = getattr(cfg, "solver", "pgd")
-        if solver not in SOLVERS:
-            raise ValueError(f"unknown solver '{solver}': use one of {', '.join(SOLVERS)}")
+        cfg = self.config  # validated in __init__, solver included
         common = dict(eps=float(cfg.eps), norm=cfg.norm, steps=int(cfg.steps),
                       restarts=int(cfg.restarts) if restarts is None else int(restarts),
                       random_init=bool(cfg.random_start), generator=self.generator, context=context,
                       maximize=self.maximize if maximize is None else bool(maximize))
-        if solver == "lbfgsb":
+        if getattr(cfg, "solver", "pgd") == "lbfgsb":
             out = run_lbfgsb(objective, x, **common)
         else:
             out = run_pgd(objective, x, step_size=self.step_size(), **common)

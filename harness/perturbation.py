@@ -107,13 +107,3 @@ def ascent_direction(grad: Tensor, norm: str) -> Tensor:
     n = flat_norm(grad, "l2").clamp_min(1e-12)
     return grad / _bcast(n, grad)
 
-
-def __getattr__(name: str):
-    # ``pgd`` and ``PGDOutput`` lived here before the solvers got their own module; plugins written
-    # against that layout (and docs/methods.md §2) import them from here. Resolved lazily because
-    # latentbench.solvers imports this module.
-    if name in ("pgd", "PGDOutput"):
-        from latentbench import solvers
-
-        return getattr(solvers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,9 +39,6 @@ class SolverOutput:
     history: Tensor | None = None  # (steps + 1, B) best objective so far, when requested
 
 
-#: the name :func:`pgd`'s output had before L-BFGS-B shared it; kept for plugins that import it
-PGDOutput = SolverOutput
-
 
 def default_step_size(eps: float, steps: int, step_size: float | None, factor: float = PGD_STEP_FACTOR) -> float:
     """``step_size`` if given, else ``factor * eps / steps`` (2.5: Madry et al.'s PGD step, docs/methods.md §2)."""

@@ -4,7 +4,7 @@ Training step on a batch x (Saseendran (thesis) eq. 5.6 / Robust-DAE appendix eq
 
 1. adversarial inputs x_adv inside the L-inf ball eps around x that push the code away from z = f(x)
    (Saseendran (thesis) eq. 5.1): one fast-FGSM step (``fgsm_latent_perturb``, uniform start, step 1.25 eps) or, for
-   the PGD-trained variant of Robust-DAE appendix's ablation, ``latentbench.perturbation.pgd`` on the same objective;
+   the PGD-trained variant of Robust-DAE appendix's ablation, ``latentbench.solvers.pgd`` on the same objective;
 2. z = f(x), z_adv = f(x_adv);
 3. lambda_REC * MSE(x, g(z + e)), e ~ N(0, s^2 I) latent noise **in training mode only**;
 4. lambda_KS * L^adv_KS(z, z_adv) (eq. 5.4: 2/3 augmented KS + 1/3 two-point KS);

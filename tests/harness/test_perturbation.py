@@ -8,7 +8,6 @@ import pytest
 import torch
 from scipy import stats
 
-from latentbench import perturbation, solvers
 from latentbench.perturbation import flat_norm, project, random_start, repeat_batch, restart_starts
 
 
@@ -68,10 +67,3 @@ def test_restart_starts_draw_once_per_restart_restart_major(norm):
         assert torch.equal(s, torch.cat(draws[:R]))
     assert torch.equal(restart_starts(x, 0.2, norm, 2, False, None), repeat_batch(x, 2))
     assert torch.equal(restart_starts(x, 0.0, norm, 2, True, torch.Generator()), repeat_batch(x, 2))
-
-
-def test_pgd_is_still_importable_from_perturbation():
-    # plugins written before the solvers had their own module import pgd from here
-    assert perturbation.pgd is solvers.pgd and perturbation.PGDOutput is solvers.SolverOutput
-    with pytest.raises(AttributeError):
-        perturbation.no_such_name
