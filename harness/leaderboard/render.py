@@ -18,7 +18,7 @@ from string import Template
 from typing import Any, Callable, Optional
 
 from latentbench.errors import LatentBenchError
-from latentbench.leaderboard.validate import validate_tree
+from latentbench.leaderboard.validate import protocol_budgets, validate_tree
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "template.html"
 
@@ -64,12 +64,6 @@ def _natural(text: str) -> tuple:
     return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
 
 
-def _budgets(attack: dict) -> list[Optional[float]]:
-    # as validate.expected_cells: the protocol's budgets, else the attack's own eps
-    bs = attack.get("budgets") or [attack.get("config", {}).get("eps")]
-    return [None if b is None else float(b) for b in bs]
-
-
 def _metric_columns(label: str, plugin: str, cls, config: Optional[dict], entries: list[dict],
                     attack: Optional[str], budget: Optional[float]) -> list[Column]:
     """The columns one cell (metric x attack x budget) contributes: one per declared value with a
@@ -113,7 +107,7 @@ def columns_for(protocol, entries: list[dict], registry=None) -> list[Column]:
     cols = [Column("clean_mse", "clean MSE", "lower", lambda e: e["reported"]["clean"]["mse"])]
     metrics = [(m.get("name") or m["plugin"], m["plugin"], registry.metric(m["plugin"]), m) for m in protocol.metrics]
     for a in protocol.attacks:
-        for b in _budgets(a):
+        for b in protocol_budgets(a):
             for label, plugin, cls, m in metrics:
                 if "attack" in cls.needs and (m.get("attacks") is None or a["name"] in m["attacks"]):
                     cols += _metric_columns(label, plugin, cls, m.get("config"), entries, a["name"], b)

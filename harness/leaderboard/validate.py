@@ -83,6 +83,12 @@ def range_errors(entry: dict[str, Any], registry=None) -> list[str]:
     return errs
 
 
+def protocol_budgets(attack: dict) -> list[Optional[float]]:
+    """The budgets a protocol runs one of its attacks at: its ``budgets``, else the attack's own eps."""
+    bs = attack.get("budgets") or [attack.get("config", {}).get("eps")]
+    return [None if b is None else float(b) for b in bs]
+
+
 def expected_cells(protocol, registry) -> set[tuple[str, Optional[str], Optional[float]]]:
     """The (metric, attack, budget) cells a complete entry of ``protocol`` has."""
     cells = set()
@@ -94,8 +100,8 @@ def expected_cells(protocol, registry) -> set[tuple[str, Optional[str], Optional
         for a in protocol.attacks:
             if m.get("attacks") is not None and a["name"] not in m["attacks"]:
                 continue
-            for b in a.get("budgets") or [a.get("config", {}).get("eps")]:
-                cells.add((label, a["name"], float(b)))
+            for b in protocol_budgets(a):
+                cells.add((label, a["name"], b))
     return cells
 
 
