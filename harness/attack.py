@@ -176,10 +176,13 @@ class Attack:
         return restart_starts(x, float(cfg.eps), cfg.norm, R, bool(cfg.random_start), self.generator)
 
     def solve(self, objective: Callable[..., Tensor], x: Tensor, context: Sequence[Tensor] = (),
-              maximize: bool | None = None, restarts: int | None = None) -> SolverOutput:
+              maximize: bool | None = None, restarts: int | None = None,
+              stop_at: float | None = None) -> SolverOutput:
         """Optimise ``objective(x_adv, *context)`` over the config's threat model with its solver
-        (``config.solver`` where the config has one, PGD otherwise), ``restarts`` restarts batched
-        (the config's unless given); returns the best point per input, checked finite."""
+        (``config.solver`` where the config has one, PGD otherwise; PGD's step-size ``schedule``
+        where the config has one), ``restarts`` restarts batched (the config's unless given);
+        returns the best point per input, checked finite. ``stop_at``: PGD drops an input once its
+        objective reaches this value (see :func:`latentbench.solvers.pgd`)."""
         cfg = self.config  # validated in __init__, solver included
         common = dict(eps=float(cfg.eps), norm=cfg.norm, steps=int(cfg.steps),
                       restarts=int(cfg.restarts) if restarts is None else int(restarts),
@@ -188,7 +191,8 @@ class Attack:
         if getattr(cfg, "solver", "pgd") == "lbfgsb":
             out = run_lbfgsb(objective, x, **common)
         else:
-            out = run_pgd(objective, x, step_size=self.step_size(), **common)
+            out = run_pgd(objective, x, step_size=self.step_size(), schedule=getattr(cfg, "schedule", "constant"),
+                          stop_at=stop_at, **common)
         self.check_finite(out.objective)
         return out
 

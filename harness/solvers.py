@@ -37,6 +37,9 @@ class SolverOutput:
     forward_passes: int  # per input
     backward_passes: int  # per input
     history: Tensor | None = None  # (steps + 1, B) best objective so far, when requested
+    #: (B,) calls per input over its restarts, where inputs may leave early (``stop_at``)
+    forward_per_input: Tensor | None = None
+    backward_per_input: Tensor | None = None
 
 
 
@@ -62,6 +65,25 @@ def check_finite(label: str, values: Tensor) -> None:
             f"(e.g. a log of zero std) on perturbed inputs")
 
 
+#: step-size schedules of :func:`pgd`
+SCHEDULES = ("constant", "apgd")
+
+#: APGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of
+#: diverse parameter-free attacks", §3): momentum, initial step 2 eps, step-halving test threshold
+APGD_ALPHA = 0.75
+APGD_RHO = 0.75
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """Iterations at which APGD may halve its step: ceil(p_j * steps), p_0 = 0, p_1 = 0.22,
+    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06) (Croce & Hein 2020, §3.2)."""
+    p = [0.0, 0.22]
+    while p[-1] < 1.0:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    out = sorted({int(np.ceil(q * steps)) for q in p if q <= 1.0})
+    return [w for w in out if 0 < w < steps]
+
+
 def pgd(
     objective: Callable[..., Tensor],
     x: Tensor,
@@ -77,18 +99,32 @@ def pgd(
     keep_best: bool = True,
     record_history: bool = False,
     init: Tensor | None = None,
+    schedule: str = "constant",
+    stop_at: float | None = None,
+    check_every: int = 10,
 ) -> SolverOutput:
     """Projected gradient ascent (or descent) on a per-sample objective, restarts batched.
 
-    ``x_{t+1} = project(x_t + step_size * s_t)`` with ``s_t`` the sign of the gradient (L-inf) or
-    the L2-normalised gradient (L2). The best point per input over all restarts (and, with
-    ``keep_best``, over all iterates) is returned.
+    ``schedule="constant"``: ``x_{t+1} = project(x_t + step_size * s_t)`` with ``s_t`` the sign of
+    the gradient (L-inf) or the L2-normalised gradient (L2). ``schedule="apgd"``: APGD's update
+    (Croce & Hein 2020): step 2 eps, momentum 0.75, and at the checkpoints of
+    :func:`apgd_checkpoints` a row whose objective rose in fewer than 75% of the steps since the
+    last checkpoint (or whose step and best value did not change) halves its step and restarts from
+    its best point; ``step_size`` is then unused. The best point per input over all restarts (and,
+    with ``keep_best``, over all iterates) is returned.
+
+    ``stop_at``: an input is done once one of its restarts reaches an objective (in the maximised
+    direction) >= ``stop_at``, e.g. a success bonus; every ``check_every`` steps the rows of done
+    inputs leave the batch, so broken inputs stop costing forward passes. The step loop has no
+    other host synchronisation: masks are applied with ``torch.where``.
 
     ``init`` (R*B rows, restart-major) replaces the random start; it is projected onto the feasible
     set first. Without ``init``, ``random_init`` draws all R*B starts at once; :func:`run_pgd`
     passes per-restart starts instead (see the module docstring) and is what attacks use.
     """
     check_norm(norm)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule '{schedule}': use one of {', '.join(SCHEDULES)}")
     B = x.shape[0]
     x = x.detach()
     xr = repeat_batch(x, restarts)
@@ -102,52 +138,130 @@ def pgd(
         x_adv = random_start(xr, eps, norm, generator)
     else:
         x_adv = xr.clone()
+    n_rows = x_adv.shape[0]
+    eps_t = torch.as_tensor(float(eps), dtype=x.dtype, device=x.device)  # built once, not per step
+    bshape = (-1,) + (1,) * (x.dim() - 1)
+    apgd = schedule == "apgd"
+    checkpoints = set(apgd_checkpoints(steps)) if apgd else set()
 
-    def evaluate(z: Tensor) -> Tensor:
-        return objective(z, *ctx)
-
-    with torch.no_grad():
-        best_val = sign * evaluate(x_adv).detach()
+    # state of every row (R*B); the active rows are the ones still being optimised
+    best_val = torch.full((n_rows,), -float("inf"), dtype=x.dtype, device=x.device)
     best_x = x_adv.clone()
-    fwd, bwd = 1, 0
-    history = [best_val.view(restarts, B).amax(0)] if record_history else None
-    for _ in range(steps):
-        x_adv = x_adv.detach().requires_grad_(True)
-        val = sign * evaluate(x_adv)
-        (grad,) = torch.autograd.grad(val.sum(), x_adv)
-        fwd += 1
-        bwd += 1
+    fwd = torch.zeros(n_rows, dtype=torch.long, device=x.device)
+    bwd = torch.zeros(n_rows, dtype=torch.long, device=x.device)
+    active: Tensor | None = None  # None: all rows (no gather/scatter cost)
+    history = [] if record_history else None
+
+    def rows(t: Tensor) -> Tensor:
+        return t if active is None else t[active]
+
+    # APGD per-row state
+    if apgd:
+        eta = torch.full((n_rows,), 2.0 * float(eps), dtype=x.dtype, device=x.device)
+        x_prev = x_adv.clone()
+        prev_val = torch.full((n_rows,), -float("inf"), dtype=x.dtype, device=x.device)
+        n_up = torch.zeros(n_rows, dtype=torch.long, device=x.device)
+        last_ck, eta_at_ck = 0, eta.clone()
+        best_at_ck = best_val.clone()
+
+    for t in range(steps):
+        xa = rows(x_adv).detach().requires_grad_(True)
+        c_a = [rows(c) for c in ctx]
+        val = sign * objective(xa, *c_a)
+        (grad,) = torch.autograd.grad(val.sum(), xa)
         with torch.no_grad():
-            if keep_best:
-                better = val.detach() > best_val
-                best_val = torch.where(better, val.detach(), best_val)
-                best_x[better] = x_adv.detach()[better]
-            x_adv = project(xr, x_adv.detach() + step_size * ascent_direction(grad, norm), eps, norm)
-        if record_history:
-            history.append(best_val.view(restarts, B).amax(0))
+            val = val.detach()
+            idx = slice(None) if active is None else active
+            fwd[idx] += 1
+            bwd[idx] += 1
+            bv, bx = rows(best_val), rows(best_x)
+            better = val > bv
+            if keep_best or t == 0:
+                bv = torch.where(better, val, bv)
+                bx = torch.where(better.view(bshape), xa.detach(), bx)
+            xr_a = rows(xr)
+            d = ascent_direction(grad, norm)
+            if not apgd:
+                x_new = project(xr_a, xa.detach() + step_size * d, eps_t, norm)
+            else:
+                e, xp, pv = rows(eta), rows(x_prev), rows(prev_val)
+                n_up_a = rows(n_up) + (val > pv).long()
+                z = project(xr_a, xa.detach() + e.view(bshape) * d, eps_t, norm)
+                alpha = APGD_ALPHA if t > 0 else 1.0
+                x_new = project(xr_a, xa.detach() + alpha * (z - xa.detach()) + (1 - alpha) * (xa.detach() - xp), eps_t, norm)
+                xp = xa.detach()
+                if (t + 1) in checkpoints:
+                    span = t + 1 - last_ck
+                    cond1 = n_up_a.to(x.dtype) < APGD_RHO * span
+                    cond2 = (e == rows(eta_at_ck)) & (bv <= rows(best_at_ck))
+                    halve = cond1 | cond2
+                    e = torch.where(halve, e / 2, e)
+                    # restart a halved row from its best point (momentum reset there)
+                    x_new = torch.where(halve.view(bshape), bx, x_new)
+                    xp = torch.where(halve.view(bshape), bx, xp)
+                    n_up_a = torch.zeros_like(n_up_a)
+                    _scatter(eta_at_ck, active, e)
+                    _scatter(best_at_ck, active, bv)
+                _scatter(eta, active, e)
+                _scatter(x_prev, active, xp)
+                _scatter(prev_val, active, val)
+                _scatter(n_up, active, n_up_a)
+            _scatter(best_val, active, bv)
+            _scatter(best_x, active, bx)
+            _scatter(x_adv, active, x_new)
+            if apgd and (t + 1) in checkpoints:
+                last_ck = t + 1
+            if record_history:
+                history.append(best_val.view(restarts, B).amax(0))
+            if stop_at is not None and (t + 1) % check_every == 0:
+                done_in = (best_val >= stop_at).view(restarts, B).any(0)  # one host sync per check
+                keep = torch.nonzero(~done_in.repeat(restarts)).flatten()
+                if keep.numel() == 0:
+                    break
+                active = None if keep.numel() == n_rows else keep
     with torch.no_grad():
-        final = sign * evaluate(x_adv)
-        fwd += 1
-        if keep_best:
-            better = final > best_val
-            best_val = torch.where(better, final, best_val)
-            best_x[better] = x_adv[better]
+        # the last iterate (or the start, with no steps) has not been evaluated yet
+        xa = rows(x_adv)
+        final = sign * objective(xa, *[rows(c) for c in ctx])
+        idx = slice(None) if active is None else active
+        fwd[idx] += 1
+        bv, bx = rows(best_val), rows(best_x)
+        if keep_best or steps == 0:
+            better = final > bv
+            bv = torch.where(better, final, bv)
+            bx = torch.where(better.view(bshape), xa, bx)
         else:
-            best_val, best_x = final, x_adv
-    rows = best_of_restarts(best_val, restarts)
+            bv, bx = final, xa
+        _scatter(best_val, active, bv)
+        _scatter(best_x, active, bx)
+    if record_history:
+        history.insert(0, history[0] if history else best_val.view(restarts, B).amax(0))
+    pick = best_of_restarts(best_val, restarts)
     hist = torch.stack(history) * sign if record_history else None
-    # fwd/bwd count batched calls; each call evaluates every restart of every input once
-    return SolverOutput(best_x[rows], sign * best_val[rows], fwd * restarts, bwd * restarts, hist)
+    # fwd/bwd: calls per input, summed over its restarts (mean over inputs when inputs left early)
+    f_in = fwd.view(restarts, B).sum(0)
+    b_in = bwd.view(restarts, B).sum(0)
+    return SolverOutput(best_x[pick], sign * best_val[pick], int(f_in.max()), int(b_in.max()), hist,
+                        forward_per_input=f_in, backward_per_input=b_in)
+
+
+def _scatter(dst: Tensor, active: Tensor | None, src: Tensor) -> None:
+    """``dst[active] = src`` (the whole of ``dst`` when every row is active)."""
+    if active is None:
+        dst.copy_(src)
+    else:
+        dst.index_copy_(0, active, src)
 
 
 def run_pgd(objective: Callable[..., Tensor], x: Tensor, *, eps: float, norm: str, steps: int,
             step_size: float | None, restarts: int, random_init: bool, generator: torch.Generator | None,
-            context: Sequence[Tensor] = (), maximize: bool = True, keep_best: bool = True) -> SolverOutput:
+            context: Sequence[Tensor] = (), maximize: bool = True, keep_best: bool = True,
+            schedule: str = "constant", stop_at: float | None = None) -> SolverOutput:
     """:func:`pgd` with per-restart random starts and the default step size (``step_size`` None)."""
     init = restart_starts(x, eps, norm, restarts, random_init, generator)
     return pgd(objective, x, eps, norm, steps, default_step_size(eps, steps, step_size), restarts=restarts,
                random_init=False, generator=generator, context=context, maximize=maximize,
-               keep_best=keep_best, init=init)
+               keep_best=keep_best, init=init, schedule=schedule, stop_at=stop_at)
 
 
 @dataclass

@@ -94,7 +94,7 @@ def test_objective_only_attack_reaches_the_closed_form_optimum(norm):
     torch.testing.assert_close(res.objective, opt, rtol=1e-12, atol=0)
     torch.testing.assert_close(res.norm, torch.full((4,), eps, dtype=torch.float64), rtol=1e-9, atol=0)
     # passes from the base: (steps + 2) objective calls per restart, steps gradients per restart
-    assert res.forward_passes == (40 + 2) * 3 and res.backward_passes == 40 * 3
+    assert res.forward_passes == (40 + 1) * 3 and res.backward_passes == 40 * 3
     assert res.budget == eps and res.config == {"attack": "test_push_code", "eps": eps, "norm": norm, "steps": 40,
                                                 "step_size": kw.get("step_size"), "restarts": 3,
                                                 "random_start": True}
@@ -185,7 +185,7 @@ def test_every_point_the_objective_sees_is_in_box_and_budget(norm):
     eps = 0.5
     res = Recording(LinearCode(w), generator=torch.Generator().manual_seed(0), norm=norm, eps=eps, steps=10,
                     step_size=eps, restarts=2)(x)
-    assert len(seen) == 10 + 2
+    assert len(seen) == 10 + 1  # the start (with the first step), 9 more steps, the last iterate
     for batch in seen:
         assert batch.shape == (6, *SHAPE)  # restarts are batched: R * B rows
         assert float(batch.min()) >= 0 and float(batch.max()) <= 1
@@ -224,7 +224,7 @@ def test_prepare_context_report_and_pass_counts():
     res = atk(x, target=target)
     torch.testing.assert_close(res.objective, (_code(res.x_adv, w) - _code(target, w)).abs(), rtol=1e-9, atol=0)
     assert torch.all(res.objective <= w.norm() * eps / 4)  # within one step of the target code
-    assert res.forward_passes == (40 + 2) * 3 + 1 and res.backward_passes == 40 * 3
+    assert res.forward_passes == (40 + 1) * 3 + 1 and res.backward_passes == 40 * 3
 
 
 def test_zero_steps_keeps_the_best_start_and_no_random_start_returns_x():

@@ -56,11 +56,11 @@ def test_downstream_pgd_at_least_as_strong_as_plain_pgd(eps):
     assert torch.equal(res.x_adv[:4], x[:4])
     assert torch.all(res.extra["forward_passes_per_input"][:4] == 1)
     # restarts 2..R only on inputs restart 1 did not fool
-    one_round = 1 + (20 + 2)
+    one_round = 1 + (20 + 1)
     first_fooled = res.extra["forward_passes_per_input"] == one_round
     assert torch.all(fooled[first_fooled])
     assert torch.all(res.extra["forward_passes_per_input"][~first_fooled & res.extra["clean_correct"]]
-                     == one_round + 4 * (20 + 2))
+                     == one_round + 4 * (20 + 1))
 
 
 def test_downstream_pgd_needs_a_probe_and_labels():
