@@ -111,6 +111,11 @@ def _result_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rec["result_config"] = res_cfg
         if info.get("feature_extractor"):
             rec["feature_extractor"] = info["feature_extractor"]
+        # the rest of info goes along: sanity flags and their messages, the examples the detail
+        # page's image grid draws (docs/methods.md §7)
+        rest = {k: v for k, v in info.items() if k != "feature_extractor"}
+        if rest:
+            rec["info"] = rest
         out.append(rec)
     return sorted(out, key=lambda d: (d["metric"], d["attack"] or "", d["budget"] if d["budget"] is not None else -1))
 

@@ -6,8 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-#: the keys of ``Protocol.rank_by``: which column a protocol's table is sorted by
+#: the keys of ``Protocol.rank_by`` and of each ``Protocol.main_columns`` selector
 RANK_BY_KEYS = frozenset({"metric", "value", "attack", "budget", "split"})
+#: the selector of the entry's clean reconstruction MSE (``reported.clean.mse``), which no metric reports
+CLEAN_MSE = {"metric": "clean", "value": "mse"}
+
+
+def _check_selector(protocol: str, field_name: str, sel: Any) -> None:
+    if not isinstance(sel, Mapping) or not isinstance(sel.get("metric"), str) or not isinstance(sel.get("value"), str):
+        raise ValueError(f"protocol {protocol}: {field_name} must be a mapping with 'metric' and 'value' "
+                         f"(and 'attack', 'budget' for attack-based metrics), got {sel!r}")
+    unknown = sorted(set(sel) - RANK_BY_KEYS)
+    if unknown:
+        raise ValueError(f"protocol {protocol}: {field_name} has unknown keys {unknown} "
+                         f"(allowed: {sorted(RANK_BY_KEYS)})")
 
 
 @dataclass(frozen=True)
@@ -31,25 +43,33 @@ class Protocol:
     #: ``{"metric": <metric name as in metrics>, "value": <value key>, "attack": <attack name>,
     #: "budget": <number>}`` (attack and budget only for attack-based metrics; ``split`` picks the
     #: column of one split value, e.g. one FID feature extractor). The column must be one the
-    #: metric declares (``Metric.leaderboard``). None: the first column, clean MSE. Which number
-    #: heads a table is the protocol's call, not the leaderboard code's: it knows no metric.
+    #: metric declares (``Metric.leaderboard``), or ``CLEAN_MSE``. None: the first column, clean
+    #: MSE. Which number heads a table is the protocol's call, not the leaderboard code's: it
+    #: knows no metric.
     rank_by: Optional[Mapping[str, Any]] = None
+    #: the columns of the protocol's main table, in order, as selectors with rank_by's keys
+    #: (``CLEAN_MSE`` selects the clean MSE; a selector without ``split`` selects every split
+    #: column). The main table then shows rank, model, these columns and the rank_by record's
+    #: raised ``flag_*`` values; every other column goes to the entry's detail page. None: one
+    #: table with every column (the v1 layout).
+    main_columns: Optional[tuple[Mapping[str, Any], ...]] = None
 
     def __post_init__(self) -> None:
-        rb = self.rank_by
-        if rb is None:
+        if self.rank_by is not None:
+            _check_selector(self.name, "rank_by", self.rank_by)
+        mc = self.main_columns
+        if mc is None:
             return
-        if not isinstance(rb, Mapping) or not isinstance(rb.get("metric"), str) or not isinstance(rb.get("value"), str):
-            raise ValueError(f"protocol {self.name}: rank_by must be a mapping with 'metric' and 'value' "
-                             f"(and 'attack', 'budget' for attack-based metrics), got {rb!r}")
-        unknown = sorted(set(rb) - RANK_BY_KEYS)
-        if unknown:
-            raise ValueError(f"protocol {self.name}: rank_by has unknown keys {unknown} "
-                             f"(allowed: {sorted(RANK_BY_KEYS)})")
+        if isinstance(mc, (str, bytes, Mapping)) or not isinstance(mc, (list, tuple)) or not mc:
+            raise ValueError(f"protocol {self.name}: main_columns must be a non-empty list of column selectors "
+                             f"(mappings with 'metric' and 'value'), got {mc!r}")
+        for i, sel in enumerate(mc):
+            _check_selector(self.name, f"main_columns[{i}]", sel)
+        object.__setattr__(self, "main_columns", tuple(dict(sel) for sel in mc))
 
     def to_dict(self) -> dict[str, Any]:
-        # rank_by is left out: it orders the rendered table and changes no number, so it must not
-        # take part in anything keyed on what a protocol computes
+        # rank_by and main_columns are left out: they lay out the rendered tables and change no
+        # number, so they must not take part in anything keyed on what a protocol computes
         return {"name": self.name, "version": self.version, "description": self.description,
                 "dataset": dict(self.dataset), "attacks": [dict(a) for a in self.attacks],
                 "metrics": [dict(m) for m in self.metrics], "seed": self.seed, "trials": self.trials,

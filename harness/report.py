@@ -29,12 +29,80 @@ def flat_records(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
+def drop_constant_columns(headers: list[str], table: list[list[Any]], keep: int = 1
+                          ) -> tuple[list[str], list[list[Any]], list[tuple[str, Any]]]:
+    """Leave out the columns (after the first ``keep``) whose value is the same in every row, when
+    there are at least two rows; returns (headers, rows, [(header, the shared value), ...])."""
+    if len(table) < 2:
+        return headers, table, []
+    const = [i for i in range(keep, len(headers)) if all(row[i] == table[0][i] for row in table)]
+    if not const:
+        return headers, table, []
+    kept = [i for i in range(len(headers)) if i not in const]
+    return ([headers[i] for i in kept], [[row[i] for i in kept] for row in table],
+            [(headers[i], table[0][i]) for i in const])
+
+
+def _constant_note(dropped: list[tuple[str, Any]]) -> str:
+    def show(v):
+        return "-" if v is None or v == "" else (f"{v:.4g}" if isinstance(v, float) else str(v))
+    return "same in every row: " + ", ".join(f"{h}={show(v)}" for h, v in dropped)
+
+
+def _tabulate(headers: list[str], table: list[list[Any]], keep: int, drop_constant: bool, **kw) -> str:
+    dropped: list[tuple[str, Any]] = []
+    if drop_constant:
+        headers, table, dropped = drop_constant_columns(headers, table, keep)
+    text = tabulate(table, headers=headers, tablefmt="github", **kw)
+    return text + ("\n" + _constant_note(dropped) if dropped else "")
+
+
+def markdown_table(rows: Iterable[dict[str, Any]], drop_constant: bool = False) -> str:
+    """Every value, one a line; ``drop_constant`` leaves out columns equal in every row (terminal)."""
     recs = flat_records(rows)
     table = [[r["model"], r["attack"], "" if r["budget"] is None else f"{r['budget']:g}", r["metric"],
               r["value_name"] or "-", "" if r["value"] is None else f"{r['value']:.4g}",
               r["status"] if r["status"] == "ok" else f"error: {r['error'][:60]}"] for r in recs]
-    return tabulate(table, headers=["model", "attack", "budget", "metric", "value", "result", "status"], tablefmt="github")
+    return _tabulate(["model", "attack", "budget", "metric", "value", "result", "status"], table, 1, drop_constant)
+
+
+#: the headline score's metric and values (docs/methods.md §7): printed first when a run has them
+HEADLINE_METRIC = "robust_accuracy"
+HEADLINE_VALUES = (("robust_accuracy_mean", "robust acc. (mean over ε)"), ("clean_accuracy", "clean acc."))
+Z95 = 1.96
+
+
+def _with_ci(values: dict[str, Any], key: str) -> str:
+    v, se = values.get(key), values.get(f"{key}_se")
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if se is None else f"{v:.3f} ± {Z95 * se:.3f}"
+
+
+def headline_table(rows: Iterable[dict[str, Any]]) -> str:
+    """Model, headline with its 95% interval, clean accuracy with its interval and raised sanity
+    flags, best headline first; empty when no row has the headline metric."""
+    recs = [r for r in rows if r["status"] == "ok" and r["metric"] == HEADLINE_METRIC]
+    if not recs:
+        return ""
+    several = len({r["dataset"] for r in recs}) > 1
+    recs.sort(key=lambda r: -(r["values"] or {}).get(HEADLINE_VALUES[0][0], -1.0))
+    table = []
+    for r in recs:
+        v = r["values"] or {}
+        flags = ", ".join(sorted(k[5:] for k, x in v.items() if k.startswith("flag_") and x >= 0.5))
+        table.append([f"{r['model']} [{r['dataset']}]" if several else r["model"]]
+                     + [_with_ci(v, k) for k, _ in HEADLINE_VALUES] + [flags or "-"])
+    headers = ["model"] + [f"{label} ± 95%" for _, label in HEADLINE_VALUES] + ["flags"]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def run_report(rows: list[dict[str, Any]], full: bool = False) -> str:
+    """What ``latentbench run`` prints: the headline table (when the run has the headline metric),
+    then the summary tables (``full``: every value) without the columns equal in every row."""
+    head = headline_table(rows)
+    body = markdown_table(rows, drop_constant=True) if full else summary_tables(rows, drop_constant=True)
+    return f"{head}\n\n{body}" if head else body
 
 
 def write_outputs(rows: list[dict[str, Any]], out_dir: str | Path) -> dict[str, str]:
@@ -58,9 +126,10 @@ def _short(name: str) -> str:
     return name[:-5] if name.endswith("_mean") else name
 
 
-def summary_tables(rows: Iterable[dict[str, Any]]) -> str:
+def summary_tables(rows: Iterable[dict[str, Any]], drop_constant: bool = False) -> str:
     """Compact view for the terminal: one table of clean metrics per model, one of attack metrics per
-    (model, attack, budget); spreads (``*_std``) and failures are left to results.md."""
+    (model, attack, budget); spreads (``*_std``) and failures are left to results.md. ``drop_constant``
+    leaves out value columns equal in every row (two rows or more) and names them under the table."""
     clean: dict[str, dict[str, Any]] = {}
     attacked: dict[tuple, dict[str, Any]] = {}
     failed = 0
@@ -76,12 +145,13 @@ def summary_tables(rows: Iterable[dict[str, Any]]) -> str:
     parts = []
     if clean:
         cols = sorted({c for v in clean.values() for c in v})
-        parts.append(tabulate([[m] + [v.get(c) for c in cols] for m, v in clean.items()],
-                              headers=["model"] + cols, tablefmt="github", floatfmt=".4g"))
+        parts.append(_tabulate(["model"] + cols, [[m] + [v.get(c) for c in cols] for m, v in clean.items()],
+                               1, drop_constant, floatfmt=".4g"))
     if attacked:
         cols = sorted({c for v in attacked.values() for c in v})
-        parts.append(tabulate([[m, a, b] + [v.get(c) for c in cols] for (m, a, b), v in attacked.items()],
-                              headers=["model", "attack", "budget"] + cols, tablefmt="github", floatfmt=".4g"))
+        parts.append(_tabulate(["model", "attack", "budget"] + cols,
+                               [[m, a, b] + [v.get(c) for c in cols] for (m, a, b), v in attacked.items()],
+                               3, drop_constant, floatfmt=".4g"))
     if failed:
         parts.append(f"{failed} failed cells: see results.md for their errors")
     return "\n\n".join(parts)

@@ -132,6 +132,8 @@ class Runner:
         for pm in prepared:
             for m in self.cfg.metrics:
                 mcls = self.registry.metric(m.plugin)
+                if mcls.requires_generative and not getattr(pm.model, "generative", True):
+                    continue  # e.g. FID of the identity reference row: it has no prior to sample
                 base = {"model_hash": pm.weights_hash, "dataset": self.dataset_id, "metric": m.plugin,
                         "metric_config": to_plain(m.typed_config), "seed": self.cfg.seed, "trials": self.cfg.trials,
                         "protocol": self.cfg.protocol, "version": __version__}

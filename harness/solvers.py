@@ -77,10 +77,11 @@ APGD_RHO = 0.75
 def apgd_checkpoints(steps: int) -> list[int]:
     """Iterations at which APGD may halve its step: ceil(p_j * steps), p_0 = 0, p_1 = 0.22,
     p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06) (Croce & Hein 2020, §3.2)."""
-    p = [0.0, 0.22]
-    while p[-1] < 1.0:
-        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    out = sorted({int(np.ceil(q * steps)) for q in p if q <= 1.0})
+    # exact arithmetic in hundredths: in floats 0.57 * 100 rounds up to 58 (ceil of 57.000...01)
+    p = [0, 22]
+    while p[-1] < 100:
+        p.append(p[-1] + max(p[-1] - p[-2] - 3, 6))
+    out = sorted({-(-q * int(steps) // 100) for q in p if q <= 100})
     return [w for w in out if 0 < w < steps]
 
 
@@ -195,12 +196,13 @@ def pgd(
                     cond1 = n_up_a.to(x.dtype) < APGD_RHO * span
                     cond2 = (e == rows(eta_at_ck)) & (bv <= rows(best_at_ck))
                     halve = cond1 | cond2
+                    e_ck = e  # the step before this checkpoint's decision: cond2 asks "not halved last time"
                     e = torch.where(halve, e / 2, e)
                     # restart a halved row from its best point (momentum reset there)
                     x_new = torch.where(halve.view(bshape), bx, x_new)
                     xp = torch.where(halve.view(bshape), bx, xp)
                     n_up_a = torch.zeros_like(n_up_a)
-                    _scatter(eta_at_ck, active, e)
+                    _scatter(eta_at_ck, active, e_ck)
                     _scatter(best_at_ck, active, bv)
                 _scatter(eta, active, e)
                 _scatter(x_prev, active, xp)
@@ -217,23 +219,26 @@ def pgd(
                 done_in = (best_val >= stop_at).view(restarts, B).any(0)  # one host sync per check
                 keep = torch.nonzero(~done_in.repeat(restarts)).flatten()
                 if keep.numel() == 0:
+                    active = keep  # every input is done: nothing left to evaluate
                     break
                 active = None if keep.numel() == n_rows else keep
-    with torch.no_grad():
-        # the last iterate (or the start, with no steps) has not been evaluated yet
-        xa = rows(x_adv)
-        final = sign * objective(xa, *[rows(c) for c in ctx])
-        idx = slice(None) if active is None else active
-        fwd[idx] += 1
-        bv, bx = rows(best_val), rows(best_x)
-        if keep_best or steps == 0:
-            better = final > bv
-            bv = torch.where(better, final, bv)
-            bx = torch.where(better.view(bshape), xa, bx)
-        else:
-            bv, bx = final, xa
-        _scatter(best_val, active, bv)
-        _scatter(best_x, active, bx)
+    # the last iterate (or the start, with no steps) has not been evaluated yet; no rows are left
+    # when every input reached stop_at
+    xa = rows(x_adv)
+    if xa.shape[0]:
+        with torch.no_grad():
+            final = sign * objective(xa, *[rows(c) for c in ctx])
+            idx = slice(None) if active is None else active
+            fwd[idx] += 1
+            bv, bx = rows(best_val), rows(best_x)
+            if keep_best or steps == 0:
+                better = final > bv
+                bv = torch.where(better, final, bv)
+                bx = torch.where(better.view(bshape), xa, bx)
+            else:
+                bv, bx = final, xa
+            _scatter(best_val, active, bv)
+            _scatter(best_x, active, bx)
     if record_history:
         history.insert(0, history[0] if history else best_val.view(restarts, B).amax(0))
     pick = best_of_restarts(best_val, restarts)

@@ -58,6 +58,14 @@ def train(model: Autoencoder, data: Split, config: TrainConfig | None = None, de
     device = torch.device(config.device)
     model.to(device).train()
     lr = config.lr if config.lr is not None else float(getattr(model.config, "lr", 1e-3))
+    if not any(p.requires_grad for p in model.parameters()):
+        # an analytic model (e.g. the identity reference row): nothing to optimise; it may still
+        # read the data once (the constant reference row takes the mean image there)
+        # the whole split as one batch: _batches drops a short last batch, an analytic model must see every example
+        yb = None if data.y is None else data.y.to(device)
+        model.on_train_start([(data.x.to(device), yb)])
+        model.eval()
+        return TrainResult()
     opt = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, weight_decay=config.weight_decay)
     shuffle = component_generator(config.seed, "train", "shuffle")
     n = len(data)

@@ -44,7 +44,8 @@ def add_commands(sub) -> None:
     v = lsub.add_parser("validate", help="check every entry against the schema, protocols, ranges and checksums")
     v.add_argument("dir", nargs="?", default=DEFAULT_DIR)
     v.set_defaults(func=cmd_validate)
-    r = lsub.add_parser("render", help="write LEADERBOARD.md and index.html (one table per protocol)")
+    r = lsub.add_parser("render", help="write LEADERBOARD.md and index.html (one table per protocol), and "
+                                                "pages/<protocol>/ detail pages for protocols with main_columns")
     r.add_argument("dir", nargs="?", default=DEFAULT_DIR)
     r.add_argument("--markdown", help="Markdown output (default <dir>/LEADERBOARD.md)")
     r.add_argument("--html", help="HTML output (default <dir>/index.html)")

@@ -10,7 +10,7 @@ from latentbench.errors import LatentBenchError
 
 
 def cmd_run(args) -> int:
-    from latentbench.report import markdown_table, summary_tables
+    from latentbench.report import run_report
     from latentbench.runconfig import load_run_config
     from latentbench.runner import Runner
 
@@ -24,7 +24,7 @@ def cmd_run(args) -> int:
     if args.no_progress:
         cfg.progress = False
     summary = Runner(cfg, registry_for(args)).run()
-    print(summary_tables(summary.rows) if not args.full_table else markdown_table(summary.rows))
+    print(run_report(summary.rows, full=args.full_table))
     print(f"\n{summary.computed} cells computed, {summary.reused} reused from {Path(cfg.output_dir) / 'results.sqlite'}, "
           f"{summary.failed} failed. Outputs: {', '.join(summary.outputs.values())}")
     return 1 if summary.failed and args.fail_on_error else 0
@@ -57,7 +57,7 @@ def add_commands(sub) -> None:
     p.add_argument("config", help="path to a YAML run config, or the name of a shipped one (quickstart)")
     add_shared_options(p, "run", "device", "data_root", "work_dir", "no_progress")
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any cell failed")
-    p.add_argument("--full-table", action="store_true", help="print every value (also in results.md), not the summary")
+    p.add_argument("--full-table", action="store_true", help="print every value (all of them in results.md), not the summary")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="render stored results (Markdown, CSV, JSON)")

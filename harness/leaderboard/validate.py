@@ -89,12 +89,16 @@ def protocol_budgets(attack: dict) -> list[Optional[float]]:
     return [None if b is None else float(b) for b in bs]
 
 
-def expected_cells(protocol, registry) -> set[tuple[str, Optional[str], Optional[float]]]:
-    """The (metric, attack, budget) cells a complete entry of ``protocol`` has."""
+def expected_cells(protocol, registry, generative: bool = True) -> set[tuple[str, Optional[str], Optional[float]]]:
+    """The (metric, attack, budget) cells a complete entry of ``protocol`` has (a non-generative
+    model has no cells of metrics that sample from the model)."""
     cells = set()
     for m in protocol.metrics:
         label = m.get("name") or m["plugin"]
-        if "attack" not in registry.metric(m["plugin"]).needs:
+        mcls = registry.metric(m["plugin"])
+        if mcls.requires_generative and not generative:
+            continue
+        if "attack" not in mcls.needs:
             cells.add((label, None, None))
             continue
         for a in protocol.attacks:
@@ -127,7 +131,9 @@ def protocol_errors(entry: dict[str, Any], folder: Optional[str], registry) -> l
     results = (entry.get("reported") or {}).get("results")
     if isinstance(results, list):
         have = [_cell(r) for r in results if isinstance(r, dict)]
-        want = expected_cells(proto, registry)
+        plugin = (entry.get("model") or {}).get("plugin")
+        generative = getattr(registry.model(plugin), "generative", True) if plugin in registry.names("model") else True
+        want = expected_cells(proto, registry, generative)
         missing = sorted(want - set(have), key=str)
         extra = sorted(set(have) - want, key=str)
         if missing:

@@ -10,8 +10,11 @@ from latentbench.plugins.attacks.fgsm_latent import FGSMLatent, FGSMLatentConfig
 from latentbench.plugins.attacks.latent_space import LatentSpaceAttack, LatentSpaceConfig
 from latentbench.plugins.attacks.max_damage import MaxDamageAttack, MaxDamageConfig
 from latentbench.plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
+from latentbench.plugins.attacks.random_search import RandomSearch, RandomSearchConfig
+from latentbench.plugins.attacks.reconstruction_ce import ReconstructionCE, ReconstructionCEConfig
 
-ATTACKS = [PGDWasserstein, FGSMLatent, LatentSpaceAttack, MaxDamageAttack, DownstreamPGD, EigendirectionAttack]
+ATTACKS = [PGDWasserstein, FGSMLatent, LatentSpaceAttack, MaxDamageAttack, DownstreamPGD, EigendirectionAttack,
+           ReconstructionCE, RandomSearch]
 
 __all__ = [
     "ATTACKS",
@@ -21,6 +24,8 @@ __all__ = [
     "LatentSpaceAttack", "LatentSpaceConfig",
     "MaxDamageAttack", "MaxDamageConfig",
     "PGDWasserstein", "PGDWassersteinConfig",
+    "RandomSearch", "RandomSearchConfig",
+    "ReconstructionCE", "ReconstructionCEConfig",
 ]
 
 

@@ -64,3 +64,68 @@ DIGITS_V1 = Protocol(
     source="docs/methods.md §4 scaled to 8x8 images; Robust-DAE appendix A.4 (100 images x 10 trials, lambda 1/3/5)",
     rank_by={"metric": "ms_ssim", "value": "recon_vs_adv_recon_mean", "attack": "max_damage", "budget": max(BUDGETS)},
 )
+
+
+# -- digits-v2: the headline score (docs/methods.md §7) ---------------------------------------------
+#
+# What changed from v1 and why:
+# - Ranked by the headline: mean robust reconstruction accuracy over ε ∈ {0.25, 0.5, 1.0} (L2,
+#   [0, 1] pixels), judged by the shipped adversarially trained reference classifier
+#   ``digits-v2-advl2``. v1's ranking (max-damage MS-SSIM) rewarded posterior collapse.
+# - The grid stays below the distance from any evaluation image to the nearest image of another
+#   class: min 1.22, 1% quantile 1.30, median 1.86 (evaluation vs train + evaluation images); at
+#   1.5, 8.6% of the images have a digit of another class within reach, so ε >= 1.5 is ruled out.
+#   Every evaluation recomputes this distance and flags a grid that reaches another class.
+# - Half of the 1,797 images are held out (``test_fraction`` 0.5: 899 evaluation images, 898 for
+#   training), which narrows a 95% interval on an accuracy of 0.5 from ±0.057 (300 images) to ±0.033.
+#   Models and the classifier train on the other half.
+# - The v1 measurements stay, on the same 899 images (detail pages).
+
+V2_BUDGETS = [0.25, 0.5, 1.0]
+#: the reference classifier and the sha256 of its weights (a different file changes every score)
+V2_CLASSIFIER = {"classifier": "digits-v2-advl2",
+                 "classifier_sha256": "cda89f21692a278467eda2c6a985644ecaa1acc023245e63cac47179f0e2b1cf"}
+
+DIGITS_V2 = Protocol(
+    name="digits-v2",
+    version="2",
+    description=("scikit-learn 8x8 digits, half held out (899 evaluation images, seed 0). Headline: robust "
+                 "reconstruction accuracy (per-image worst case over reconstruction_ce (APGD), latent_space, "
+                 "max_damage and random_search) at L2 ε 0.25/0.5/1, judged by the adversarially trained "
+                 "reference classifier digits-v2-advl2; ranked by its mean over ε. Also: the v1 measurements "
+                 "(MS-SSIM and L2 pairs, spectra, FID, downstream accuracy) on the same images."),
+    dataset={"name": "digits", "eval_split": "test", "eval_subset": None, "options": {"test_fraction": 0.5}},
+    attacks=(
+        {"name": "latent_space", "plugin": "latent_space", "config": dict(SOLVER), "budgets": list(BUDGETS)},
+        {"name": "max_damage", "plugin": "max_damage", "config": dict(SOLVER), "budgets": list(BUDGETS)},
+    ),
+    metrics=(
+        {"plugin": "robust_accuracy",
+         "config": {**V2_CLASSIFIER, "budgets": list(V2_BUDGETS), "ce_steps": 50, "ce_restarts": 2,
+                    "latent_targets": 3, "latent_steps": 50, "max_damage_steps": 50, "max_damage_restarts": 1,
+                    "random_queries": 300}},
+        {"plugin": "ms_ssim", "config": dict(PAIRS)},
+        {"plugin": "l2_distance", "config": dict(PAIRS)},
+        {"plugin": "spectral_radius"},
+        {"plugin": "vn_entropy"},
+        {"plugin": "fid", "config": {"n_samples": 1000, "feature_extractor": "domain"}},
+        {"plugin": "downstream_adv_accuracy",
+         "config": {"probe": "linear", "budgets": [0.05, 0.1, 0.2], "steps": 20, "restarts": 2}},
+    ),
+    seed=0,
+    trials=1,
+    tolerances={"rel": 0.05, "abs": 0.02},
+    source="docs/methods.md §7 (headline score) and §4",
+    rank_by={"metric": "robust_accuracy", "value": "robust_accuracy_mean"},
+    # the main table: headline first, then what it must be read with (clean accuracy and MSE: a
+    # collapsed encoder is trivially robust); the rest goes to each entry's detail page
+    main_columns=(
+        {"metric": "robust_accuracy", "value": "robust_accuracy_mean"},
+        {"metric": "robust_accuracy", "value": "clean_accuracy"},
+        *({"metric": "robust_accuracy", "value": f"robust_accuracy@{b:g}"} for b in V2_BUDGETS),
+        {"metric": "robust_accuracy", "value": f"robust_fidelity@{V2_BUDGETS[len(V2_BUDGETS) // 2]:g}"},
+        {"metric": "clean", "value": "mse"},
+        # no split: the column of whichever extractor the entries used (the domain one, above)
+        {"metric": "fid", "value": "fid"},
+    ),
+)

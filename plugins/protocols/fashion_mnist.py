@@ -51,3 +51,66 @@ FASHION_MNIST_32_V1 = Protocol(
     source="docs/methods.md §4; Saseendran (thesis) §5.4.7; Robust-DAE appendix A.4; Cemgil et al. Table 2",
     rank_by={"metric": "ms_ssim", "value": "recon_vs_adv_recon_mean", "attack": "max_damage", "budget": max(BUDGETS)},
 )
+
+
+# -- fashion-mnist-32-v2: the headline score (docs/methods.md §7) ------------------------------------
+#
+# What changed from v1 and why:
+# - Ranked by the headline: mean robust reconstruction accuracy over ε ∈ {0.5, 1.0, 1.5} (L2, [0, 1]
+#   pixels, 32x32 images), judged by the shipped adversarially trained reference classifier
+#   ``fashion-mnist-32-v2-advl2``.
+# - The grid stays below the distance from the evaluation images to the nearest image of another
+#   class (train + evaluation images): min 1.84, 1% quantile 2.20, median 4.08; v1's budgets 3 and 5
+#   put an image of another class within reach of 11.5% and most images.
+# - 1,000 evaluation images (a fixed subset of the test split, seed 0), not 10,000: the ensemble
+#   costs about a minute per 100 images of one CPU core per model with the CNN classifier, and 1,000
+#   images give a 95% interval of at most ±0.031 on an accuracy. Every measurement of the entry
+#   (including the v1 ones on the detail page) uses these 1,000 images.
+# - The v1 attacks for the pair metrics run 50 steps x 2 restarts (v1: 200 x 10) at the v2 grid;
+#   downstream accuracy runs 20 steps x 2 restarts; FID uses 5,000 samples against the 1,000 images.
+
+V2_BUDGETS = [0.5, 1.0, 1.5]
+V2_SOLVER = {"steps": 50, "restarts": 2}
+V2_CLASSIFIER = {"classifier": "fashion-mnist-32-v2-advl2", "classifier_sha256": None}
+
+FASHION_MNIST_32_V2 = Protocol(
+    name="fashion-mnist-32-v2",
+    version="2",
+    description=("Fashion-MNIST resized to 32x32, 1,000 test images (seed 0). Headline: robust reconstruction "
+                 "accuracy (per-image worst case over reconstruction_ce (APGD), latent_space, max_damage and "
+                 "random_search) at L2 ε 0.5/1/1.5, judged by the adversarially trained reference classifier "
+                 "fashion-mnist-32-v2-advl2; ranked by its mean over ε. Also: MS-SSIM and L2 pairs (latent_space "
+                 "and max_damage, 50 steps x 2 restarts, 100 images x 10 trials), spectra, FID (5,000 samples) and "
+                 "linear-probe downstream accuracy (L-inf 0.01/0.1/0.2/0.3, 20 steps x 2 restarts)."),
+    dataset={"name": "fashion-mnist", "image_size": 32, "eval_split": "test", "eval_subset": 1000},
+    attacks=(
+        {"name": "latent_space", "plugin": "latent_space", "config": dict(V2_SOLVER), "budgets": list(V2_BUDGETS)},
+        {"name": "max_damage", "plugin": "max_damage", "config": dict(V2_SOLVER), "budgets": list(V2_BUDGETS)},
+    ),
+    metrics=(
+        {"plugin": "robust_accuracy",
+         "config": {**V2_CLASSIFIER, "budgets": list(V2_BUDGETS), "ce_steps": 50, "ce_restarts": 2,
+                    "latent_targets": 3, "latent_steps": 50, "max_damage_steps": 50, "max_damage_restarts": 1,
+                    "random_queries": 300}},
+        {"plugin": "ms_ssim", "config": dict(PAIRS)},
+        {"plugin": "l2_distance", "config": dict(PAIRS)},
+        {"plugin": "spectral_radius"},
+        {"plugin": "vn_entropy"},
+        {"plugin": "fid", "config": {"n_samples": 5000}},
+        {"plugin": "downstream_adv_accuracy",
+         "config": {"probe": "linear", "budgets": [0.01, 0.1, 0.2, 0.3], "steps": 20, "restarts": 2}},
+    ),
+    seed=0,
+    trials=1,
+    tolerances={"rel": 0.05, "abs": 0.02},
+    source="docs/methods.md §7 (headline score) and §4",
+    rank_by={"metric": "robust_accuracy", "value": "robust_accuracy_mean"},
+    main_columns=(
+        {"metric": "robust_accuracy", "value": "robust_accuracy_mean"},
+        {"metric": "robust_accuracy", "value": "clean_accuracy"},
+        *({"metric": "robust_accuracy", "value": f"robust_accuracy@{b:g}"} for b in V2_BUDGETS),
+        {"metric": "robust_accuracy", "value": f"robust_fidelity@{V2_BUDGETS[len(V2_BUDGETS) // 2]:g}"},
+        {"metric": "clean", "value": "mse"},
+        {"metric": "fid", "value": "fid"},
+    ),
+)

@@ -77,8 +77,10 @@ def tables(registry):
 
 def test_markdown_and_html_agree(tables):
     page = render_html(tables)
-    # self-contained: no external scripts, stylesheets or images
-    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)
+    # self-contained: no scripts or stylesheets from files, images only the rendered ones under pages/
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", page)
+    assert all(src.startswith("pages/") for src in re.findall(r"<img[^>]+src='([^']*)'", page))
+    assert not re.search(r"<img[^>]+src=(?!'pages/)", page)
     md = markdown_tables(render_markdown(tables))
     ht = html_tables(page)
     assert set(md) == set(ht) == {table_id(t.protocol.name) for t in tables}

@@ -78,12 +78,18 @@ def test_registry_lists_every_attack_with_typed_config_and_source():
         assert cls.source and cls.config_class.__dataclass_fields__
 
 
+#: attacks whose classifier reads images (through the autoencoder), not codes
+IMAGE_CLASSIFIER = ("reconstruction_ce", "random_search")
+
+
 @pytest.mark.parametrize("cls", ATTACKS, ids=lambda c: c.name)
 def test_sweep_runs_every_budget_and_reports_norms_objective_and_passes(cls):
     model, probe, x, y = _setup(B=3)
     kw = dict(steps=3, restarts=2) if cls.name not in ("eigendirection", "fgsm_latent") else {}
     if cls.name == "fgsm_latent":
         kw = dict(restarts=2)
+    if cls.name in IMAGE_CLASSIFIER:  # a classifier of reconstructions: the probe on the image's code
+        probe = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3).double())
     atk = cls(model, generator=torch.Generator().manual_seed(0), classifier=probe if cls.needs_classifier else None,
               **kw)
     budgets = [0.05, 0.2]
