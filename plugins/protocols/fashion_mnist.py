@@ -71,7 +71,8 @@ FASHION_MNIST_32_V1 = Protocol(
 
 V2_BUDGETS = [0.5, 1.0, 1.5]
 V2_SOLVER = {"steps": 50, "restarts": 2}
-V2_CLASSIFIER = {"classifier": "fashion-mnist-32-v2-advl2", "classifier_sha256": None}
+V2_CLASSIFIER = {"classifier": "fashion-mnist-32-v2-advl2",
+                 "classifier_sha256": "3dbf3287d003501d43513fd3448d2b16a2593e05829c4ce4d9c0d32529932e04"}
 
 FASHION_MNIST_32_V2 = Protocol(
     name="fashion-mnist-32-v2",
