@@ -5,6 +5,7 @@
 #   scripts/regenerate_leaderboard.sh fashion-mnist-32-v2  # see below for the cost
 #   scripts/regenerate_leaderboard.sh digits-v1 fashion-mnist-32-v1   # the v1 tables
 #   MODELS="vae identity" scripts/regenerate_leaderboard.sh digits-v2 # a few models only
+#   NO_RENDER=1 ...                                        # entries only, no validate/render/screenshot
 # Measured on one CPU thread: digits-v1 17-47 s per model, fashion-mnist-32-v1 700-1020 s per
 # model; or use LATENTBENCH_DEVICE=cuda.
 # `gan` is excluded: it has no encoder, so latent-space/max-damage attacks, the encoder geometry
@@ -61,6 +62,8 @@ for p in "${PROTOCOLS[@]}"; do
   done
 done
 
+# NO_RENDER=1: only the entries (e.g. several protocols regenerated side by side, rendered once at the end)
+[ -z "${NO_RENDER:-}" ] || exit 0
 $LB leaderboard validate leaderboard
 $LB leaderboard render leaderboard
 

@@ -325,7 +325,7 @@ def render_markdown(tables: list[Table], empty: tuple = (), pages: str = "pages"
     for t in tables:
         out += [f"## {t.protocol.name} (version {t.protocol.version})", "", t.protocol.description, "",
                 f"Sorted by {t.sort_column.header}{_arrow(t.sort_column)}. Tolerances for verify: "
-                f"rel {t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}. {CAVEAT}", ""]
+                f"rel {t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}. {caveat(t)}".rstrip(), ""]
         if t.main is not None:
             out += _markdown_main(t, pages)
             continue
@@ -342,6 +342,12 @@ def render_markdown(tables: list[Table], empty: tuple = (), pages: str = "pages"
 
 #: shown under every table: the headline ranking alone rewards a collapsed encoder
 CAVEAT = ("Read robustness together with clean MSE: an encoder whose reconstructions ignore the input (posterior collapse) is trivially robust to max-damage attacks.")
+
+
+def caveat(t: Table) -> str:
+    """The collapse caveat of tables without main columns (v1); a table with main columns shows the
+    sanity flags instead, which name collapse where it happens."""
+    return CAVEAT if t.main is None else ""
 
 
 def table_id(protocol_name: str) -> str:
@@ -396,7 +402,7 @@ def render_html(tables: list[Table], empty: tuple = (), pages: str = "pages") ->
         parts += [f"<h2>{e(t.protocol.name)} (version {e(t.protocol.version)})</h2>",
                   f"<p class='desc'>{e(t.protocol.description)}</p>",
                   f"<p>Default order: {e(t.sort_column.header)}{_arrow(t.sort_column)}. Tolerances for verify: rel "
-                  f"{t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}. {e(CAVEAT)}</p>"]
+                  f"{t.protocol.tolerances.get('rel')}, abs {t.protocol.tolerances.get('abs')}. {e(caveat(t))}".rstrip() + "</p>"]
         if t.main is not None:
             parts += _html_main(t, pages)
             continue

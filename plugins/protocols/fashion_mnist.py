@@ -17,6 +17,7 @@ Cemgil et al. Table 2).
 
 from __future__ import annotations
 
+from latentbench.plugins.protocols._headline import RANK_BY, headline_metric, main_columns
 from latentbench.protocol import Protocol
 
 SOLVER = {"steps": 200, "restarts": 10}
@@ -71,6 +72,9 @@ FASHION_MNIST_32_V1 = Protocol(
 
 V2_BUDGETS = [0.5, 1.0, 1.5]
 V2_SOLVER = {"steps": 50, "restarts": 2}
+#: fashion-mnist-32-v2-advl2: CNN 16-32, 4 epochs of PGD-L2 adversarial training (ε ~ U[0, 1.5], 5 steps,
+#: half clean loss) on 20,000 training images; test accuracy 0.772, under PGD-L2 (50 steps x 2
+#: restarts, 2,000 test images) 0.697 / 0.586 / 0.456 at ε 0.5 / 1 / 1.5.
 V2_CLASSIFIER = {"classifier": "fashion-mnist-32-v2-advl2",
                  "classifier_sha256": "3dbf3287d003501d43513fd3448d2b16a2593e05829c4ce4d9c0d32529932e04"}
 
@@ -89,10 +93,7 @@ FASHION_MNIST_32_V2 = Protocol(
         {"name": "max_damage", "plugin": "max_damage", "config": dict(V2_SOLVER), "budgets": list(V2_BUDGETS)},
     ),
     metrics=(
-        {"plugin": "robust_accuracy",
-         "config": {**V2_CLASSIFIER, "budgets": list(V2_BUDGETS), "ce_steps": 50, "ce_restarts": 2,
-                    "latent_targets": 3, "latent_steps": 50, "max_damage_steps": 50, "max_damage_restarts": 1,
-                    "random_queries": 300}},
+        headline_metric(V2_CLASSIFIER, V2_BUDGETS),
         {"plugin": "ms_ssim", "config": dict(PAIRS)},
         {"plugin": "l2_distance", "config": dict(PAIRS)},
         {"plugin": "spectral_radius"},
@@ -105,13 +106,6 @@ FASHION_MNIST_32_V2 = Protocol(
     trials=1,
     tolerances={"rel": 0.05, "abs": 0.02},
     source="docs/methods.md §7 (headline score) and §4",
-    rank_by={"metric": "robust_accuracy", "value": "robust_accuracy_mean"},
-    main_columns=(
-        {"metric": "robust_accuracy", "value": "robust_accuracy_mean"},
-        {"metric": "robust_accuracy", "value": "clean_accuracy"},
-        *({"metric": "robust_accuracy", "value": f"robust_accuracy@{b:g}"} for b in V2_BUDGETS),
-        {"metric": "robust_accuracy", "value": f"robust_fidelity@{V2_BUDGETS[len(V2_BUDGETS) // 2]:g}"},
-        {"metric": "clean", "value": "mse"},
-        {"metric": "fid", "value": "fid"},
-    ),
+    rank_by=RANK_BY,
+    main_columns=main_columns(V2_BUDGETS),
 )

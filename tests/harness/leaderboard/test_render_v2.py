@@ -9,6 +9,7 @@ import hashlib
 import html
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -156,6 +157,8 @@ def test_clean_mse_is_selectable_as_rank_by_too(registry, v2_entries, monkeypatc
 
 @pytest.fixture
 def rendered(lb_copy, v2_entries, registry, tmp_path):
+    # the synthetic entries replace the shipped digits-v2 ones
+    shutil.rmtree(lb_copy / "digits-v2", ignore_errors=True)
     (lb_copy / "digits-v2").mkdir()
     for e in v2_entries:
         write(lb_copy / "digits-v2" / f"{e['name']}.json", e)

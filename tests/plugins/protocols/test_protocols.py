@@ -65,3 +65,53 @@ def test_protocol_builds_a_valid_run_config(registry, name):
 def test_unknown_protocol_names_the_known_ones(registry):
     with pytest.raises(UnknownComponentError, match="digits-v0"):
         apply_protocol(RunConfig(protocol="digits-v0"), registry)
+
+
+def _nearest_other_class(eval_x, eval_y, ref_x, ref_y):
+    """L2 distance from each evaluation image to the nearest reference image of another class (numpy)."""
+    import numpy as np
+
+    a = eval_x.reshape(len(eval_x), -1).double().numpy()
+    b = ref_x.reshape(len(ref_x), -1).double().numpy()
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    d2[eval_y.numpy()[:, None] == ref_y.numpy()[None, :]] = np.inf
+    return np.sqrt(np.maximum(d2.min(1), 0))
+
+
+@pytest.mark.parametrize("name", ["digits-v2", "fashion-mnist-32-v2"])
+def test_v2_grid_stays_below_the_nearest_image_of_another_class(registry, name):
+    """docs/methods.md §7: no evaluation image has an image of another class (train or evaluation)
+    within the largest ε of the grid, computed here with numpy on the protocol's own images."""
+    import torch
+
+    from latentbench.data import DatasetConfig, Split
+
+    p = registry.protocol(name)
+    ra = next(m for m in p.metrics if m["plugin"] == "robust_accuracy")
+    budgets = ra["config"]["budgets"]
+    assert budgets == sorted(budgets) and p.rank_by == {"metric": "robust_accuracy", "value": "robust_accuracy_mean"}
+    d = p.dataset
+    ds = registry.dataset(d["name"])(DatasetConfig(image_size=d.get("image_size"), options=dict(d.get("options", {}))))
+    try:
+        tr, te = ds.load("train"), ds.load(d["eval_split"])
+    except Exception as e:  # fashion-mnist needs its IDX files (Debian's dataset-fashion-mnist)
+        pytest.skip(f"{d['name']} not available here: {e}")
+    if d.get("eval_subset"):
+        te = te.subset(d["eval_subset"], p.seed, f"{d['name']}/{d['eval_split']}")
+    dist = _nearest_other_class(te.x, te.y, torch.cat([tr.x, te.x]), torch.cat([tr.y, te.y]))
+    assert max(budgets) < dist.min()
+    # and the grid is not trivially small: its top reaches at least half the closest such image
+    assert max(budgets) >= 0.5 * dist.min()
+
+
+def test_digits_v2_holds_out_half_and_ships_its_classifier(registry):
+    from latentbench.data import DatasetConfig
+    from latentbench.plugins.metrics._reference_classifier import load_reference_classifier
+
+    p = registry.protocol("digits-v2")
+    ds = registry.dataset("digits")(DatasetConfig(options=dict(p.dataset["options"])))
+    n_test, n_train = len(ds.load("test").x), len(ds.load("train").x)
+    assert n_test + n_train == 1797 and abs(n_test - n_train) <= 1
+    cfg = next(m for m in p.metrics if m["plugin"] == "robust_accuracy")["config"]
+    net, meta = load_reference_classifier(cfg["classifier"], cfg["classifier_sha256"])
+    assert meta["sha256"] == cfg["classifier_sha256"] and meta["test_accuracy"] > 0.9
