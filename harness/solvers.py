@@ -202,15 +202,15 @@ def pgd(
                     x_new = torch.where(halve.view(bshape), bx, x_new)
                     xp = torch.where(halve.view(bshape), bx, xp)
                     n_up_a = torch.zeros_like(n_up_a)
-                    _scatter(eta_at_ck, active, e_ck)
-                    _scatter(best_at_ck, active, bv)
-                _scatter(eta, active, e)
-                _scatter(x_prev, active, xp)
-                _scatter(prev_val, active, val)
-                _scatter(n_up, active, n_up_a)
-            _scatter(best_val, active, bv)
-            _scatter(best_x, active, bx)
-            _scatter(x_adv, active, x_new)
+                    eta_at_ck = _put(eta_at_ck, active, e_ck)
+                    best_at_ck = _put(best_at_ck, active, bv)
+                eta = _put(eta, active, e)
+                x_prev = _put(x_prev, active, xp)
+                prev_val = _put(prev_val, active, val)
+                n_up = _put(n_up, active, n_up_a)
+            best_val = _put(best_val, active, bv)
+            best_x = _put(best_x, active, bx)
+            x_adv = _put(x_adv, active, x_new)
             if apgd and (t + 1) in checkpoints:
                 last_ck = t + 1
             if record_history:
@@ -237,8 +237,8 @@ def pgd(
                 bx = torch.where(better.view(bshape), xa, bx)
             else:
                 bv, bx = final, xa
-            _scatter(best_val, active, bv)
-            _scatter(best_x, active, bx)
+            best_val = _put(best_val, active, bv)
+            best_x = _put(best_x, active, bx)
     if record_history:
         history.insert(0, history[0] if history else best_val.view(restarts, B).amax(0))
     pick = best_of_restarts(best_val, restarts)
@@ -250,12 +250,10 @@ def pgd(
                         forward_per_input=f_in, backward_per_input=b_in)
 
 
-def _scatter(dst: Tensor, active: Tensor | None, src: Tensor) -> None:
-    """``dst[active] = src`` (the whole of ``dst`` when every row is active)."""
-    if active is None:
-        dst.copy_(src)
-    else:
-        dst.index_copy_(0, active, src)
+def _put(dst: Tensor, active: Tensor | None, src: Tensor) -> Tensor:
+    """``dst`` with rows ``active`` replaced by ``src``; ``src`` itself when every row is active (no
+    copy: the step loop rebinds its state instead of writing into it)."""
+    return src if active is None else dst.index_copy(0, active, src)
 
 
 def run_pgd(objective: Callable[..., Tensor], x: Tensor, *, eps: float, norm: str, steps: int,
