@@ -7,6 +7,7 @@ Run: python -m pytest tests/benchmarks/test_bench_attacks.py --benchmark-only
 """
 
 import dataclasses
+import math
 import time
 
 import pytest
@@ -58,16 +59,24 @@ def setup():
     x = torch.rand((B, *SHAPE), generator=g)
     target = torch.rand((B, *SHAPE), generator=g)
     probe = nn.Linear(32, 10)
+    # the headline ensemble's attacks classify reconstructed images, downstream_pgd classifies codes
+    image_clf = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(SHAPE), 10))
     with torch.no_grad():
         y = probe(model.encode(x).mean).argmax(1)
-    return model, probe, x, y, target
+        y_img = image_clf(model.reconstruct(x)).argmax(1)
+    return model, probe, x, y, target, image_clf, y_img
+
+
+#: attacks whose classifier takes images (through the autoencoder), not codes
+IMAGE_CLASSIFIER = {"reconstruction_ce", "random_search"}
 
 
 def _run(cls, setup, **kw):
-    model, probe, x, y, target = setup
-    atk = cls(model, generator=torch.Generator().manual_seed(0), classifier=probe if cls.needs_classifier else None,
-              **kw)
-    return atk(x, y=y, target=target if cls.targeted else None)
+    model, probe, x, y, target, image_clf, y_img = setup
+    on_images = cls.name in IMAGE_CLASSIFIER
+    clf = (image_clf if on_images else probe) if cls.needs_classifier else None
+    atk = cls(model, generator=torch.Generator().manual_seed(0), classifier=clf, **kw)
+    return atk(x, y=y_img if on_images else y, target=target if cls.targeted else None)
 
 
 @pytest.mark.parametrize("cls", ATTACKS, ids=lambda c: c.name)
