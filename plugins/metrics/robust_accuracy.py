@@ -44,6 +44,7 @@ from latentbench.plugins.attacks.max_damage import MaxDamageAttack, MaxDamageCon
 from latentbench.plugins.attacks.random_search import RandomSearch, RandomSearchConfig
 from latentbench.plugins.attacks.reconstruction_ce import ReconstructionCE, ReconstructionCEConfig
 from latentbench.plugins.metrics._msssim import ms_ssim_pairs, setup_for_size
+from latentbench.plugins.metrics.downstream import encode_means
 from latentbench.plugins.metrics._reference_classifier import load_reference_classifier
 from latentbench.seeding import component_generator
 
@@ -237,7 +238,7 @@ class RobustAccuracy(Metric):
 
         # codes of every evaluation image: latent targets are the nearest codes of other classes
         with torch.no_grad():
-            codes = torch.cat([model.encode(x[s]).mean.reshape(len(x[s]), -1) for s in self._batches(n)])
+            codes = encode_means(model, x, int(c.batch_size))
             dist = torch.cdist(codes, codes)
             dist[y[:, None] == y[None, :]] = float("inf")
             T = min(int(c.latent_targets), max(n - int(torch.bincount(y).max()), 1))
