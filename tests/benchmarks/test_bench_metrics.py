@@ -7,7 +7,6 @@ references timed in the same run are stored in ``benchmark.extra_info`` and prin
 from __future__ import annotations
 
 import resource
-import time
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from torch.func import jacrev, vmap
 
 from latentbench.model import Autoencoder, LatentGaussian, ModelConfig
 from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_entropy
+from tests.benchmarks._versus import versus
 
 
 class MLPEncoderVAE(Autoencoder):
@@ -56,15 +56,6 @@ class ConvEncoderVAE(Autoencoder):
         return LatentGaussian(self.mu(h), nn.functional.softplus(self.log_std(h)) + 1e-4)
 
 
-def best_of(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def naive_spectrum(model, x):
     """Per-sample torch.autograd.functional.jacobian and eigh of the full N x N metric."""
     out = []
@@ -91,45 +82,45 @@ def fast_scores(model, x):
     return sp.spectral_radius, von_neumann_entropy(sp.eigenvalues)
 
 
-@pytest.fixture(scope="module")
-def mlp_setup():
+#: input sizes the spectral benchmarks check: Fashion-MNIST as shipped (28x28) and as fashion-mnist-32 (32x32)
+SIZES = (28, 32)
+
+
+def _mlp_setup(size):
     torch.manual_seed(0)
-    model = MLPEncoderVAE().eval()
-    x = torch.rand(32, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    model = MLPEncoderVAE(input_shape=(1, size, size)).eval()
+    x = torch.rand(32, 1, size, size, generator=torch.Generator().manual_seed(0))
     return model, x
 
 
-def test_bench_spectral_vs_naive_dense(benchmark, mlp_setup):
-    model, x = mlp_setup
-    # the naive reference is a per-sample loop (seconds per sample): time 4 samples, compare per sample
-    n_naive = 4
-    t_naive = best_of(lambda: naive_spectrum(model, x[:n_naive]), 1) / n_naive
-    radius, _ = benchmark.pedantic(fast_scores, args=(model, x), rounds=5, iterations=1, warmup_rounds=1)
-    t_fast = benchmark.stats.stats.min / x.shape[0]
+@pytest.mark.parametrize("size", SIZES)
+def test_bench_spectral_vs_naive_dense(benchmark, size):
+    model, x = _mlp_setup(size)
+    # the dense reference is a per-sample loop (about a second per sample): each round it runs on
+    # N_DENSE samples, right before the Gram-trick round on the whole batch; compared per sample
+    n_dense = 2
+    cmp = versus(benchmark, lambda: fast_scores(model, x), lambda: naive_spectrum(model, x[:n_dense]), rounds=5)
+    t_dense, t_fast = cmp.reference_s / n_dense, cmp.subject_s / x.shape[0]
+    radius, _ = fast_scores(model, x)
     ref = naive_spectrum(model, x[:2])
     torch.testing.assert_close(radius[:2], ref[:, 0], rtol=1e-3, atol=0)
-    ratio = t_naive / t_fast
-    benchmark.extra_info.update({"naive_dense_s_per_sample": t_naive, "gram_trick_s_per_sample": t_fast,
-                                 "speedup_vs_naive": ratio, "batch": x.shape[0], "input": "1x32x32", "latent_dim": 32})
-    print(f"\nspectral scores, 32x32, d=32, per sample: naive {t_naive * 1e3:.1f} ms, Gram trick (batch 32) "
-          f"{t_fast * 1e3:.2f} ms, speed-up {ratio:.1f}x")
+    ratio = t_dense / t_fast
+    benchmark.extra_info.update({"naive_dense_s_per_sample": t_dense, "gram_trick_s_per_sample": t_fast,
+                                 "speedup_vs_naive": ratio, "batch": x.shape[0], "input": f"1x{size}x{size}", "latent_dim": 32})
+    print(f"\nspectral scores, {size}x{size}, d=32, per sample (medians of interleaved rounds): dense {t_dense * 1e3:.1f} ms, "
+          f"Gram trick (batch 32) {t_fast * 1e3:.2f} ms, speed-up {ratio:.1f}x")
     assert ratio >= 50
 
 
-def test_bench_spectral_vs_bare_jacobians(benchmark, mlp_setup):
-    model, x = mlp_setup
-    bare_jacobians(model, x)  # warm-up
-    fast_scores(model, x)
-    # interleaved, best of many: other processes on the machine slow both sides alike
-    t_jac, t_fast = float("inf"), float("inf")
-    for _ in range(10):
-        t_jac = min(t_jac, best_of(lambda: bare_jacobians(model, x), 1))
-        t_fast = min(t_fast, best_of(lambda: fast_scores(model, x), 1))
-    benchmark.pedantic(fast_scores, args=(model, x), rounds=3, iterations=1)
-    ratio = t_fast / t_jac
-    benchmark.extra_info.update({"bare_jacobians_s": t_jac, "spectral_scores_s": t_fast, "ratio_to_jacobians": ratio})
-    print(f"\nspectral scores {t_fast:.4f}s vs bare batched Jacobians {t_jac:.4f}s: ratio {ratio:.2f}")
-    assert ratio <= 1.5
+@pytest.mark.parametrize("size", SIZES)
+def test_bench_spectral_vs_bare_jacobians(benchmark, size):
+    model, x = _mlp_setup(size)
+    cmp = versus(benchmark, lambda: fast_scores(model, x), lambda: bare_jacobians(model, x), rounds=15, warmup_rounds=2)
+    ratio = 1.0 / cmp.speedup  # scores time / bare Jacobian time
+    benchmark.extra_info.update({"ratio_to_jacobians": ratio, "input": f"1x{size}x{size}"})
+    print(f"\n{size}x{size}: spectral scores {cmp.subject_s * 1e3:.1f} ms vs bare batched Jacobians "
+          f"{cmp.reference_s * 1e3:.1f} ms (medians of interleaved rounds): ratio {ratio:.2f}")
+    assert ratio <= 1.1
 
 
 def test_bench_conv64_rgb_bounded_memory(benchmark):

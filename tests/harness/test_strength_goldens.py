@@ -89,8 +89,12 @@ def attack_strength(name: str, scale: float = 1.0) -> float:
         return float(EigendirectionAttack(model, generator=g, eps=0.6)(x).objective.mean())
     if name == "downstream_pgd":
         probe = _linear(4, 3, seed=7)
-        atk = DownstreamPGD(model, generator=g, classifier=probe, **common)
-        return float(atk(x, y=_labels(lambda v: probe(model.encode(v).mean), x)).objective.mean())
+        res = DownstreamPGD(model, generator=g, classifier=probe, **common)(
+            x, y=_labels(lambda v: probe(model.encode(v).mean), x))
+        # what the attack reports is which inputs it fooled: a fooled input counts its success score
+        # (log K + 1, above any unfooled cross-entropy), an unfooled one its cross-entropy
+        success = torch.log(torch.tensor(3.0, dtype=torch.float64)) + 1
+        return float(torch.where(res.extra["fooled"], success, res.objective).mean())
     model, clf = _identity(), _image_classifier()
     y = _labels(lambda v: clf(model.reconstruct(v)), x)
     if name == "reconstruction_ce":

@@ -1,0 +1,95 @@
+"""LatentBench's PGD (``downstream_pgd``) against torchattacks' PGD and PGDL2 at equal settings.
+
+The task is Cemgil et al.'s downstream attack: a linear probe on the encoder mean of a Fashion-MNIST-
+sized MLP autoencoder, batch 256, one restart, the same step size (2.5 eps / steps) and a random start
+for both. Reported per setting: the speed-up (torchattacks median / LatentBench median, interleaved
+rounds) and both adversarial accuracies -- a faster attack that fools fewer inputs is no gain, so the
+test also asserts LatentBench's adversarial accuracy is at most torchattacks' (plus one image).
+
+torchattacks is a benchmark-only dependency (``pip install --no-deps torchattacks``: it pins an old
+``requests``); without it the test is skipped. Run: ``bash scripts/bench.sh`` or
+``python -m pytest tests/benchmarks/test_bench_torchattacks.py --benchmark-only -s``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from latentbench.plugins.attacks.downstream_pgd import DownstreamPGD
+from latentbench.solvers import default_step_size
+from tests.benchmarks._versus import versus
+from tests.benchmarks.test_bench_attacks import BenchMLPAE
+
+torchattacks = pytest.importorskip("torchattacks")
+
+B = 256
+#: budgets at which torchattacks leaves a fair share of inputs unbroken (so accuracy can be compared)
+#: random-start seeds over which the adversarial accuracies are averaged
+SEEDS = (0, 1, 2)
+SETTINGS = [("linf", 0.03, 20), ("linf", 0.03, 100), ("l2", 0.5, 20), ("l2", 0.5, 100)]
+
+
+class CodeClassifier(nn.Module):
+    """probe(encoder mean): the module torchattacks attacks."""
+
+    def __init__(self, model, probe):
+        super().__init__()
+        self.model, self.probe = model, probe
+
+    def forward(self, x):
+        return self.probe(self.model.encode(x).mean)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = BenchMLPAE().eval()
+    probe = nn.Linear(32, 10).eval()
+    x = torch.rand((B, 1, 28, 28), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = probe(model.encode(x).mean).argmax(1)  # every input starts correctly classified
+    for p in [*model.parameters(), *probe.parameters()]:
+        p.requires_grad_(False)
+    return model, probe, x, y
+
+
+@pytest.mark.parametrize("norm,eps,steps", SETTINGS, ids=[f"{n}-{e:g}-{s}" for n, e, s in SETTINGS])
+def test_bench_pgd_vs_torchattacks(benchmark, setup, norm, eps, steps):
+    model, probe, x, y = setup
+    alpha = default_step_size(eps, steps, None)
+    ta_cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
+    ta = ta_cls(CodeClassifier(model, probe), eps=eps, alpha=alpha, steps=steps, random_start=True)
+    ours = DownstreamPGD(model, classifier=probe, eps=eps, norm=norm, steps=steps, restarts=1,
+                         generator=torch.Generator().manual_seed(0))
+
+    def run_ours():
+        return ours(x, y=y)
+
+    def run_ta():
+        return ta(x, y)
+
+    cmp = versus(benchmark, run_ours, run_ta, rounds=5)
+    # strength, outside the timing: mean adversarial accuracy over a few seeds of the random start
+    # (one seed's difference of an image or two is start noise, not strength)
+    accs_ours, accs_ta, checks = [], [], []
+    for seed in SEEDS:
+        torch.manual_seed(seed)  # torchattacks draws its start from the global generator
+        x_ta = ta(x, y)
+        res = DownstreamPGD(model, classifier=probe, eps=eps, norm=norm, steps=steps, restarts=1,
+                            generator=torch.Generator().manual_seed(seed))(x, y=y)
+        with torch.no_grad():  # both re-classified independently of the attacks' own bookkeeping
+            accs_ta.append(float((probe(model.encode(x_ta).mean).argmax(1) == y).double().mean()))
+            checks.append(float((probe(model.encode(res.x_adv).mean).argmax(1) == y).double().mean()))
+        accs_ours.append(1.0 - float(res.extra["fooled"].double().mean()))
+    acc_ours, acc_ta = sum(accs_ours) / len(SEEDS), sum(accs_ta) / len(SEEDS)
+    benchmark.extra_info.update({"adv_accuracy_latentbench": acc_ours, "adv_accuracy_torchattacks": acc_ta,
+                                 "seeds": len(SEEDS), "norm": norm, "eps": eps, "steps": steps, "batch": B})
+    print(f"\n{norm} eps {eps:g} {steps} steps, batch {B}: LatentBench {cmp.subject_s * 1e3:.0f} ms, torchattacks "
+          f"{cmp.reference_s * 1e3:.0f} ms -> {cmp.speedup:.2f}x; adversarial accuracy (mean of {len(SEEDS)} seeds) "
+          f"{acc_ours:.3f} vs {acc_ta:.3f}")
+    assert checks == pytest.approx(accs_ours)
+    assert 0.0 < acc_ta < 1.0, "pick a budget at which the comparison of strengths means something"
+    assert acc_ours <= acc_ta + 1.0 / B
+    assert cmp.speedup >= 1.0
