@@ -1,5 +1,12 @@
 """Checkpoints: a folder with ``config.json`` (model name + typed config), ``model.safetensors`` and
-``metadata.json``. Loading never unpickles: only safetensors are read."""
+``metadata.json``. Loading never unpickles: only safetensors are read.
+
+Saving writes each file whole (temporary name, then rename) and ``config.json`` last, after removing
+an older one: a folder with ``config.json`` is complete, and a save killed part-way leaves a folder
+that fails to load with a :class:`CheckpointError` (which the runner answers by retraining). The
+weights file records the model's name in its safetensors header, so a ``config.json`` relabelled to
+another model with the same tensors (``vae`` weights as ``beta_vae``) is refused at load time.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 
 from latentbench import __version__
+from latentbench.atomic import atomic_write_bytes, atomic_write_text
 from latentbench.errors import CheckpointError, ConfigError
 from latentbench.model import Autoencoder
 
@@ -21,6 +29,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+#: key of the model's registered name in the safetensors header (checkpoints saved before it lack it)
+MODEL_NAME_KEY = "latentbench_model"
 
 
 def sha256_file(path: Path) -> str:
@@ -43,15 +53,30 @@ def state_hash(model: torch.nn.Module) -> str:
 
 def save_checkpoint(model: Autoencoder, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"cannot save a checkpoint to {folder}: it is a file -- pass a folder path "
+                              f"(it is created when missing), or move the file away")
     folder.mkdir(parents=True, exist_ok=True)
+    # from here until config.json is back the folder reads as incomplete, never as old config + new weights
+    (folder / CONFIG_FILE).unlink(missing_ok=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(tensors, str(folder / WEIGHTS_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps({"model": model.name, "config": model.config.to_dict()}, indent=2))
+    weights = save(tensors, metadata={MODEL_NAME_KEY: model.name})
+    atomic_write_bytes(folder / WEIGHTS_FILE, weights)
     meta = {"latentbench_version": __version__, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "weights_sha256": sha256_file(folder / WEIGHTS_FILE)}
+            "weights_sha256": hashlib.sha256(weights).hexdigest()}
     meta.update(metadata or {})
-    (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    atomic_write_text(folder / METADATA_FILE, json.dumps(meta, indent=2, default=str))
+    atomic_write_text(folder / CONFIG_FILE, json.dumps({"model": model.name, "config": model.config.to_dict()}, indent=2))
     return folder
+
+
+def _recorded_model_name(weights: Path) -> str | None:
+    """The model name saved in the safetensors header; None for checkpoints saved before it was."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return (f.metadata() or {}).get(MODEL_NAME_KEY)
+    except (SafetensorError, OSError, Exception) as e:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
 
 
 def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
@@ -88,6 +113,12 @@ def load_checkpoint(folder: str | Path, registry=None, device: str | torch.devic
     folder = Path(folder)
     registry = registry or get_registry()
     data = read_checkpoint_config(folder)
+    recorded = _recorded_model_name(folder / WEIGHTS_FILE)
+    if recorded is not None and recorded != data["model"]:
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} names model '{data['model']}' but {WEIGHTS_FILE} was saved from model "
+            f"'{recorded}' -- set \"model\": \"{recorded}\" in {CONFIG_FILE} (or load the weights of a "
+            f"'{data['model']}' model)")
     cls = registry.model(data["model"], path=f"{folder / CONFIG_FILE}:model")
     try:
         config = cls.config_class.from_dict(data["config"], path=f"{folder / CONFIG_FILE}:config")

@@ -44,6 +44,10 @@ class CheckpointError(LatentBenchError):
     """A checkpoint folder is missing files, unsafe, or does not match its model's config."""
 
 
+class StoreError(LatentBenchError):
+    """The results store cannot be read or written (a corrupted or truncated SQLite file, ...)."""
+
+
 class NonFiniteError(LatentBenchError):
     """A model, attack or metric produced NaN or infinite values."""
 

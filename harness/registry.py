@@ -4,16 +4,25 @@ Entry points of the ``latentbench`` group are loaded one at a time, so one broke
 plugin is reported and skipped instead of stopping the rest (pluggy's
 ``load_setuptools_entrypoints`` stops at the first failure, docs/methods.md §5). Set
 ``LATENTBENCH_STRICT_PLUGINS=1`` (or pass ``--strict-plugins``) to make any failure an error, and
-``LATENTBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` to load only the built-in plugins.
+``LATENTBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` to load only the built-in plugins. One plugin is kept from
+loading by its name (as ``latentbench plugins`` lists it), as pytest's ``-p no:NAME``: ``latentbench -p
+no:NAME ...`` (repeatable) or ``LATENTBENCH_DISABLE_PLUGINS=name1,name2``.
+
+:meth:`Registry.plugin_identity` says which code provides a component (distribution, version and a
+digest of the defining module's source); result keys include it, so upgraded or edited plugins
+recompute their cells instead of reusing old ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata as md
 import inspect
 import os
+import sys
 import warnings
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -26,6 +35,7 @@ ENTRY_POINT_GROUP = "latentbench"
 BUILTIN_DISTRIBUTION = "latentbench"
 ENV_STRICT = "LATENTBENCH_STRICT_PLUGINS"
 ENV_DISABLE_AUTOLOAD = "LATENTBENCH_DISABLE_PLUGIN_AUTOLOAD"
+ENV_DISABLE = "LATENTBENCH_DISABLE_PLUGINS"
 #: used when the package runs from a source tree without being installed (no entry points)
 BUILTIN_MODULES = ("latentbench.plugins.datasets", "latentbench.plugins.models", "latentbench.plugins.attacks",
                    "latentbench.plugins.metrics", "latentbench.plugins.protocols", "latentbench.plugins.experiments")
@@ -58,6 +68,28 @@ def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def disabled_from_env() -> set[str]:
+    return {n.strip() for n in os.environ.get(ENV_DISABLE, "").split(",") if n.strip()}
+
+
+@lru_cache(maxsize=None)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    # keyed by modification time and size too: an edited file gets a new digest in the same process
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def source_digest(obj: Any) -> Optional[str]:
+    """sha256 of the source file of the module that defines ``obj`` (a class, or an instance's
+    class); None when there is no such file (a class built at run time, a frozen module)."""
+    cls = obj if inspect.isclass(obj) else type(obj)
+    module = sys.modules.get(getattr(cls, "__module__", ""), None)
+    path = getattr(module, "__file__", None)
+    if not path or not os.path.isfile(path):
+        return None
+    st = os.stat(path)
+    return _file_digest(os.path.realpath(path), st.st_mtime_ns, st.st_size)
+
+
 def _check_hooks(plugin: Any, name: str) -> None:
     """A function named like a hook must match a spec: reject unknown hooks and unknown arguments."""
     spec_names = {n for n in dir(hookspecs) if n.startswith("latentbench_")}
@@ -81,10 +113,13 @@ def _check_hooks(plugin: Any, name: str) -> None:
 class Registry:
     """Every installed model, attack, metric, dataset and protocol, by name, with its provider."""
 
-    def __init__(self, pm: pluggy.PluginManager, infos: list[PluginInfo], strict: bool):
+    def __init__(self, pm: pluggy.PluginManager, infos: list[PluginInfo], strict: bool,
+                 disabled: Iterable[str] = ()):
         self.pm = pm
         self.plugins = infos
         self.strict = strict
+        #: plugin names asked not to load (-p no:NAME, LATENTBENCH_DISABLE_PLUGINS)
+        self.disabled = sorted(disabled)
         self.components: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
         self.provider: dict[tuple[str, str], str] = {}
         by_name = {i.name: i for i in infos}
@@ -126,6 +161,17 @@ class Registry:
             raise UnknownComponentError(kind, name, table.keys(), path)
         return table[name]
 
+    def plugin_identity(self, kind: str, name: str) -> dict[str, Any]:
+        """Which code provides component ``name`` of ``kind``: the registering plugin, its
+        distribution and version, and the sha256 of the source of the module defining the component
+        (catches edits to built-ins and editable installs, whose version does not change)."""
+        component = self.get(kind, name)
+        provider = self.provider[(kind, name)]
+        info = next((i for i in self.plugins if i.name == provider), None)
+        return {"plugin": name, "provider": provider,
+                "distribution": info.distribution if info else None, "version": info.version if info else None,
+                "source_sha256": source_digest(component)}
+
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
 
@@ -166,15 +212,22 @@ def _entry_points() -> Iterable[md.EntryPoint]:
 
 
 def load_registry(strict: bool | None = None, autoload: bool | None = None,
-                  extra_plugins: Iterable[Any] = ()) -> Registry:
+                  extra_plugins: Iterable[Any] = (), disabled: Iterable[str] = ()) -> Registry:
     """Build a plugin manager and registry from the ``latentbench`` entry points.
 
     :param strict: raise on any plugin failure (default: ``LATENTBENCH_STRICT_PLUGINS``).
     :param autoload: load third-party entry points (default: not ``LATENTBENCH_DISABLE_PLUGIN_AUTOLOAD``).
     :param extra_plugins: plugin objects/modules to register directly (tests, notebooks).
+    :param disabled: plugin names not to load, on top of ``LATENTBENCH_DISABLE_PLUGINS``.
     """
     strict = _env_true(ENV_STRICT) if strict is None else strict
     autoload = (not _env_true(ENV_DISABLE_AUTOLOAD)) if autoload is None else autoload
+    disabled = set(disabled) | disabled_from_env()
+    candidates: set[str] = set()
+
+    def skip(name: str) -> bool:
+        candidates.add(name)
+        return name in disabled
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     infos: list[PluginInfo] = []
@@ -197,7 +250,7 @@ def load_registry(strict: bool | None = None, autoload: bool | None = None,
         version = ep.dist.version if ep.dist is not None else "?"
         is_builtin = dist.lower() == BUILTIN_DISTRIBUTION
         seen_builtin |= is_builtin
-        if not is_builtin and not autoload:
+        if skip(ep.name) or (not is_builtin and not autoload):
             continue
         if pm.has_plugin(ep.name) or any(i.name == ep.name for i in infos):
             continue
@@ -218,11 +271,20 @@ def load_registry(strict: bool | None = None, autoload: bool | None = None,
                 obj = importlib.import_module(mod)
             except ModuleNotFoundError:
                 continue
-            register(obj, "builtin_" + mod.split(".")[-1], BUILTIN_DISTRIBUTION, __version__, mod)
+            if not skip("builtin_" + mod.split(".")[-1]):
+                register(obj, "builtin_" + mod.split(".")[-1], BUILTIN_DISTRIBUTION, __version__, mod)
     for i, obj in enumerate(extra_plugins):
         name = getattr(obj, "__name__", None) or f"extra_{i}"
-        register(obj, name, "(registered directly)", "", name)
-    return Registry(pm, infos, strict)
+        if not skip(name):
+            register(obj, name, "(registered directly)", "", name)
+    unknown = sorted(disabled - candidates)
+    if unknown:  # a misspelt name would otherwise disable nothing without a word
+        msg = (f"plugins to disable {unknown} (-p no:NAME / {ENV_DISABLE}) are not installed; "
+               f"installed plugins: {', '.join(sorted(candidates))}")
+        if strict:
+            raise PluginError(msg)
+        warnings.warn(f"latentbench: {msg}", RuntimeWarning, stacklevel=2)
+    return Registry(pm, infos, strict, disabled)
 
 
 _REGISTRY: Optional[Registry] = None

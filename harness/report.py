@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any, Iterable
 
 from tabulate import tabulate
+
+from latentbench.atomic import atomic_write_text, ensure_folder
+
+
+def _plugin_ref(ident: dict[str, Any]) -> str:
+    """``distribution version #source-digest`` (the plugin's module name for one registered directly)."""
+    who = ident.get("distribution") or "?"
+    if who.startswith("("):  # "(registered directly)": no distribution, the plugin's own name says more
+        who = ident.get("provider") or who
+    ref = f"{who} {ident['version']}" if ident.get("version") else who
+    return f"{ref} #{ident['source_sha256'][:8]}" if ident.get("source_sha256") else ref
+
+
+def plugins_text(row: dict[str, Any]) -> str:
+    """Which plugin code produced a stored row: ``kind name: distribution version #digest; ...``
+    (empty for rows stored before plugin identities were recorded)."""
+    plugins = (row.get("provenance") or {}).get("plugins") or {}
+    return "; ".join(f"{kind} {ident.get('plugin')}: {_plugin_ref(ident)}" for kind, ident in sorted(plugins.items()))
 
 
 def flat_records(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -20,7 +39,7 @@ def flat_records(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         prov = r.get("provenance") or {}
         extra = {"seed": prov.get("seed"), "latentbench_version": prov.get("latentbench_version"),
                  "device": (prov.get("hardware") or {}).get("device"), "feature_extractor": prov.get("feature_extractor"),
-                 "key": r["key"][:16]}
+                 "plugins": plugins_text(r), "key": r["key"][:16]}
         if r["status"] != "ok":
             out.append({**base, "value_name": "", "value": None, "error": (r.get("error") or "").splitlines()[0], **extra})
             continue
@@ -60,10 +79,18 @@ def _tabulate(headers: list[str], table: list[list[Any]], keep: int, drop_consta
 def markdown_table(rows: Iterable[dict[str, Any]], drop_constant: bool = False) -> str:
     """Every value, one a line; ``drop_constant`` leaves out columns equal in every row (terminal)."""
     recs = flat_records(rows)
+    # the plugin code behind each row, as a numbered note under the table (the full text is long)
+    notes: dict[str, int] = {}
+    for r in recs:
+        if r["plugins"]:
+            notes.setdefault(r["plugins"], len(notes) + 1)
     table = [[r["model"], r["attack"], "" if r["budget"] is None else f"{r['budget']:g}", r["metric"],
               r["value_name"] or "-", "" if r["value"] is None else f"{r['value']:.4g}",
-              r["status"] if r["status"] == "ok" else f"error: {r['error'][:60]}"] for r in recs]
-    return _tabulate(["model", "attack", "budget", "metric", "value", "result", "status"], table, 1, drop_constant)
+              r["status"] if r["status"] == "ok" else f"error: {r['error'][:60]}",
+              f"[{notes[r['plugins']]}]" if r["plugins"] else "-"] for r in recs]
+    text = _tabulate(["model", "attack", "budget", "metric", "value", "result", "status", "plugins"], table, 1,
+                     drop_constant)
+    return text + "".join(f"\n[{n}] {plugins}" for plugins, n in notes.items())
 
 
 #: the headline score's metric and values (docs/methods.md §7): printed first when a run has them
@@ -106,19 +133,16 @@ def run_report(rows: list[dict[str, Any]], full: bool = False) -> str:
 
 
 def write_outputs(rows: list[dict[str, Any]], out_dir: str | Path) -> dict[str, str]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_folder(out_dir, "output folder")
     recs = flat_records(rows)
-    md = out_dir / "results.md"
-    md.write_text(markdown_table(rows) + "\n")
-    cs = out_dir / "results.csv"
-    with open(cs, "w", newline="") as f:
-        fields = list(recs[0].keys()) if recs else ["model"]
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(recs)
-    js = out_dir / "results.json"
-    js.write_text(json.dumps(rows, indent=1, default=str))
+    # each file whole or not at all: a run killed while writing leaves the previous complete file
+    md = atomic_write_text(out_dir / "results.md", markdown_table(rows) + "\n")
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(recs[0].keys()) if recs else ["model"])
+    w.writeheader()
+    w.writerows(recs)
+    cs = atomic_write_text(out_dir / "results.csv", buf.getvalue())
+    js = atomic_write_text(out_dir / "results.json", json.dumps(rows, indent=1, default=str))
     return {"markdown": str(md), "csv": str(cs), "json": str(js)}
 
 

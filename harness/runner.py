@@ -4,6 +4,11 @@ A cell is the unit of work and of storage: its key hashes everything that determ
 a later executor could spread cells over machines, a re-run reuses stored cells, and a killed run
 resumes where it stopped. A failing cell (an exception, NaNs) is recorded and the run goes on.
 
+The key also holds the identity (distribution, version, source digest) of every plugin taking part
+(model, dataset, attack, metric), so an upgraded or edited plugin recomputes its cells. Runs sharing
+a results store claim each cell (and each model they train) before the work, so concurrent runs
+never do it twice; see :mod:`latentbench.store`.
+
 The run config is validated once, in :class:`Runner`'s constructor (:func:`validate_run_config`),
 which builds every typed model, attack (one per budget) and metric config; cells carry those
 objects, and the key hashes ``to_plain`` of the very objects the attack and metric receive.
@@ -13,28 +18,52 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from latentbench import __version__
+from latentbench.atomic import atomic_write_text, check_folder, ensure_folder
 from latentbench.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint, sha256_file
 from latentbench.data import Split
-from latentbench.errors import LatentBenchError, NonFiniteError
+from latentbench.errors import CheckpointError, ConfigError, LatentBenchError, NonFiniteError
 from latentbench.metric import MetricContext
 from latentbench.registry import Registry, get_registry
 from latentbench.provenance import provenance
 from latentbench.runconfig import ModelSpec, RunConfig, apply_protocol, open_dataset, validate_run_config
 from latentbench.seeding import component_generator, derive_seed
-from latentbench.store import ResultStore, cell_key
+from latentbench.store import ResultStore, cell_key, new_owner_id
 from latentbench.training import train, training_metadata
 from latentbench.typed_config import to_plain
+
+
+#: how long a claim on a cell (or on a model's training) holds before another run may take it over;
+#: generous, since nothing renews it while the work runs
+DEFAULT_LEASE_S = 2 * 3600.0
+ENV_LEASE = "LATENTBENCH_CLAIM_LEASE_S"
+#: first and longest pause between looks at work another run has claimed (seconds)
+POLL_S = (0.1, 1.0)
+
+
+def claim_lease_s() -> float:
+    raw = os.environ.get(ENV_LEASE)
+    if raw is None:
+        return DEFAULT_LEASE_S
+    try:
+        lease = float(raw)
+    except ValueError:
+        lease = float("nan")
+    if not lease > 0 or lease == float("inf"):
+        raise ConfigError(ENV_LEASE, f"{raw!r} is not a positive number of seconds", f"unset it or give e.g. {DEFAULT_LEASE_S:g}")
+    return lease
 
 
 @dataclass
@@ -66,6 +95,18 @@ class RunSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def failed_rows(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["status"] != "ok"]
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed cell (its label and the first line of its error), for printing last."""
+        def label(r):
+            a = f" x {r['attack']}@{r['budget']:g}" if r.get("attack") else ""
+            return f"{r['model']}{a} x {r['metric']}"
+        return [f"failed: {label(r)}: {(r.get('error') or '').splitlines()[0] if r.get('error') else 'no error text'}"
+                for r in self.failed_rows]
+
 
 @dataclass
 class PreparedModel:
@@ -85,7 +126,13 @@ class Runner:
         self.device = torch.device(self.cfg.device)
         self.out = Path(self.cfg.output_dir)
         self.cache_dir = Path(self.cfg.cache_dir) if self.cfg.cache_dir else self.out / "cache"
+        # a file where a folder should be is reported now, not as an OSError after training
+        check_folder(self.out, "output_dir")
+        check_folder(self.cache_dir, "cache_dir")
         self.store_path = self.out / "results.sqlite"
+        self.owner = new_owner_id()
+        self.lease_s = claim_lease_s()
+        self._identities: dict[tuple[str, str], dict[str, Any]] = {}
         self._data: dict[str, Split] = {}
         #: per (model, attack, budget): shared between that triple's cells (e.g. cached attack pairs)
         self._shared: dict[tuple, dict[str, Any]] = {}
@@ -104,27 +151,73 @@ class Runner:
     def dataset_id(self) -> dict[str, Any]:
         return to_plain(self.cfg.dataset)
 
+    def identity(self, kind: str, name: str) -> dict[str, Any]:
+        """The plugin providing ``name`` (distribution, version, source digest), once per run."""
+        if (kind, name) not in self._identities:
+            self._identities[(kind, name)] = self.registry.plugin_identity(kind, name)
+        return self._identities[(kind, name)]
+
     # -- models -------------------------------------------------------------------------------------
-    def prepare_model(self, spec: ModelSpec) -> PreparedModel:
-        if spec.checkpoint:
-            model = load_checkpoint(spec.checkpoint, self.registry, self.device)
-            return PreparedModel(spec.name, model, model.name, sha256_file(Path(spec.checkpoint) / WEIGHTS_FILE),
-                                 spec.checkpoint)
-        cls = self.registry.model(spec.plugin)
-        mcfg = spec.typed_config  # built by validate_run_config, input_shape from the dataset
+    def prepare_model(self, spec: ModelSpec, store: ResultStore | None = None) -> PreparedModel:
+        return self.prepare_models([spec], store)[0]
+
+    def prepare_models(self, specs: list[ModelSpec], store: ResultStore | None = None) -> list[PreparedModel]:
+        """Load each model, training it first when its folder in the cache is missing or incomplete.
+        With ``store``, trainings are claimed there: concurrent runs train each model once, and a run
+        trains the models nobody else is training while it waits for the others."""
+        models: dict[int, Any] = {}
+        folders = {i: self.model_folder(s) for i, s in enumerate(specs) if not s.checkpoint}
+
+        def done(i: int) -> bool:
+            if i not in models:
+                try:
+                    models[i] = load_checkpoint(folders[i], self.registry, self.device)
+                except CheckpointError:
+                    return False  # not there yet, or half-written: _train says which
+            return True
+
+        def work(i: int) -> None:
+            models[i] = self._train(specs[i], folders[i])
+
+        self._each_once(store, list(folders), lambda i: f"model:{folders[i].name}", done, work, "model trainings")
+        out = []
+        for i, spec in enumerate(specs):
+            if spec.checkpoint:
+                model = load_checkpoint(spec.checkpoint, self.registry, self.device)
+                out.append(PreparedModel(spec.name, model, model.name,
+                                         sha256_file(Path(spec.checkpoint) / WEIGHTS_FILE), spec.checkpoint))
+            else:
+                out.append(PreparedModel(spec.name, models[i].to(self.device).eval(), spec.plugin,
+                                         sha256_file(folders[i] / WEIGHTS_FILE), str(folders[i])))
+        return out
+
+    def model_folder(self, spec: ModelSpec) -> Path:
+        """The cache folder of a trained model: named by a hash of everything that determines the
+        weights, the model's and the dataset's plugin code included."""
+        ident = {"plugin": spec.plugin, "config": spec.typed_config.to_dict(), "train": self._train_config(spec, plain=True),
+                 "dataset": self.dataset_id, "seed": self.cfg.seed, "version": __version__,
+                 "plugins": {"model": self.identity("model", spec.plugin),
+                             "dataset": self.identity("dataset", self.cfg.dataset.name)}}
+        return self.cache_dir / "models" / f"{spec.name}-{cell_key(ident)[:12]}"
+
+    def _train_config(self, spec: ModelSpec, plain: bool = False):
         tcfg = dataclasses.replace(spec.train, device=self.cfg.device, progress=self.cfg.progress and spec.train.progress)
-        ident = {"plugin": spec.plugin, "config": mcfg.to_dict(), "train": {k: v for k, v in to_plain(tcfg).items() if k != "progress"},
-                 "dataset": self.dataset_id, "seed": self.cfg.seed, "version": __version__}
-        folder = self.cache_dir / "models" / f"{spec.name}-{cell_key(ident)[:12]}"
+        return {k: v for k, v in to_plain(tcfg).items() if k != "progress"} if plain else tcfg
+
+    def _train(self, spec: ModelSpec, folder: Path):
         if (folder / WEIGHTS_FILE).exists():
-            model = load_checkpoint(folder, self.registry, self.device)
-        else:
-            torch.manual_seed(derive_seed(self.cfg.seed, "init", spec.name))
-            model = cls(mcfg)
-            tcfg = dataclasses.replace(tcfg, seed=derive_seed(self.cfg.seed, "train", spec.name) % (2**31))
-            res = train(model, self.split("train"), tcfg, desc=f"train {spec.name}")
-            save_checkpoint(model, folder, training_metadata(model, self.cfg.dataset.name, tcfg, res))
-        return PreparedModel(spec.name, model.to(self.device).eval(), spec.plugin, sha256_file(folder / WEIGHTS_FILE), str(folder))
+            # weights without a loadable config.json: a run was killed while saving this model
+            try:
+                load_checkpoint(folder, self.registry, self.device)
+            except CheckpointError as e:
+                tqdm.write(f"latentbench: model folder {folder} is incomplete (a run killed while saving it?): "
+                           f"{str(e).splitlines()[0]}; retraining '{spec.name}'", file=sys.stderr)
+        torch.manual_seed(derive_seed(self.cfg.seed, "init", spec.name))
+        model = self.registry.model(spec.plugin)(spec.typed_config)  # typed config built by validate_run_config
+        tcfg = dataclasses.replace(self._train_config(spec), seed=derive_seed(self.cfg.seed, "train", spec.name) % (2**31))
+        res = train(model, self.split("train"), tcfg, desc=f"train {spec.name}")
+        save_checkpoint(model, folder, training_metadata(model, self.cfg.dataset.name, tcfg, res))
+        return model
 
     # -- cells --------------------------------------------------------------------------------------
     def cells(self, prepared: list[PreparedModel]) -> list[Cell]:
@@ -134,9 +227,12 @@ class Runner:
                 mcls = self.registry.metric(m.plugin)
                 if mcls.requires_generative and not getattr(pm.model, "generative", True):
                     continue  # e.g. FID of the identity reference row: it has no prior to sample
+                plugins = {"model": self.identity("model", pm.plugin),
+                           "dataset": self.identity("dataset", self.cfg.dataset.name),
+                           "metric": self.identity("metric", m.plugin)}
                 base = {"model_hash": pm.weights_hash, "dataset": self.dataset_id, "metric": m.plugin,
                         "metric_config": to_plain(m.typed_config), "seed": self.cfg.seed, "trials": self.cfg.trials,
-                        "protocol": self.cfg.protocol, "version": __version__}
+                        "protocol": self.cfg.protocol, "version": __version__, "plugins": plugins}
                 if "attack" not in mcls.needs:
                     out.append(Cell(pm.label, m.label, m.plugin, key=cell_key(base), spec=base,
                                     metric_config=m.typed_config))
@@ -145,7 +241,8 @@ class Runner:
                     if m.attacks is not None and a.name not in m.attacks:
                         continue
                     for ab in a.typed_configs:
-                        spec = {**base, "attack": a.plugin, "attack_config": to_plain(ab.config)}
+                        spec = {**base, "attack": a.plugin, "attack_config": to_plain(ab.config),
+                                "plugins": {**plugins, "attack": self.identity("attack", a.plugin)}}
                         out.append(Cell(pm.label, m.label, m.plugin, a.name, a.plugin, ab.budget, key=cell_key(spec),
                                         spec=spec, metric_config=m.typed_config, attack_config=ab.config))
         return out
@@ -188,49 +285,109 @@ class Runner:
         from latentbench.report import write_outputs
 
         summary = RunSummary()
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "run_config.json").write_text(json.dumps(to_plain(self.cfg), indent=2))
+        ensure_folder(self.out, "output_dir")
+        atomic_write_text(self.out / "run_config.json", json.dumps(to_plain(self.cfg), indent=2))
         with ResultStore(self.store_path) as store:
-            prepared = []
-            for spec in self.cfg.models:
-                pm = self.prepare_model(spec)
+            prepared = self.prepare_models(self.cfg.models, store)
+            for pm in prepared:
                 pm.error = self._check_model(pm)
-                prepared.append(pm)
             by_label = {pm.label: pm for pm in prepared}
             cells = self.cells(prepared)
-            bar = tqdm(cells, desc=f"run {self.cfg.name}", disable=not self.cfg.progress)
-            for cell in bar:
-                bar.set_postfix_str(cell.label[:60])
-                existing = store.get(cell.key)
-                if existing is not None and existing["status"] == "ok":
+            results: list[Optional[dict[str, Any]]] = [None] * len(cells)
+            #: the stored row of each cell when first looked at: a row that changes later was written
+            #: by a concurrent run, and is taken as it is (even a failure) instead of computed again
+            first_seen: dict[int, Any] = {}
+            bar = tqdm(total=len(cells), desc=f"run {self.cfg.name}", disable=not self.cfg.progress)
+
+            def done(i: int) -> bool:
+                row = store.get(cells[i].key)
+                mark = None if row is None else (row["created_at"], row["seconds"], row["status"], row["error"])
+                first_seen.setdefault(i, mark)
+                if row is None or (row["status"] != "ok" and mark == first_seen[i]):
+                    return False
+                results[i] = row
+                if row["status"] == "ok":
                     summary.reused += 1
-                    summary.rows.append(existing)
-                    continue
+                else:
+                    summary.failed += 1
+                bar.update(1)
+                return True
+
+            def compute(i: int) -> None:
+                cell = cells[i]
+                bar.set_postfix_str(cell.label[:60])
                 row = self._run_cell(by_label[cell.model], cell)
                 store.put(row)
-                stored = store.get(cell.key)
-                summary.rows.append(stored)
+                results[i] = stored = store.get(cell.key)
                 if row["status"] == "ok":
                     summary.computed += 1
                 else:
                     summary.failed += 1
                     tqdm.write(f"cell failed: {cell.label}: {row['error'].splitlines()[0]}")
+                bar.update(1)
                 self.registry.call_hook("latentbench_result_finished", cell=cell, result=stored)
+
+            self._each_once(store, range(len(cells)), lambda i: cells[i].key, done, compute, "cells")
+            bar.close()
+            summary.rows = [r for r in results if r is not None]
             summary.outputs = write_outputs(summary.rows, self.out)
         return summary
+
+    def _each_once(self, store: ResultStore | None, jobs: Iterable[Any], key: Callable[[Any], str],
+                   done: Callable[[Any], bool], work: Callable[[Any], None], what: str) -> None:
+        """``work(job)`` for every job whose result is not there yet (``done(job)`` is False), each
+        under a claim on ``key(job)`` in ``store``. Jobs another live run has claimed are left for
+        later; those are looked at again, with growing pauses, until their result appears or their
+        claim is released or lapses (then this run takes them). Without a store: no claims."""
+        pending, pause, told = list(jobs), POLL_S[0], False
+        while pending:
+            later = []
+            for job in pending:
+                if done(job):
+                    continue
+                if store is None:
+                    work(job)
+                    continue
+                if not store.claim(key(job), self.owner, self.lease_s):
+                    later.append(job)
+                    continue
+                try:
+                    if not done(job):  # another run may have finished it between the look and the claim
+                        work(job)
+                finally:
+                    store.release(key(job), self.owner)
+            if later:
+                if not told:
+                    owner = store.claim_owner(key(later[0]))
+                    tqdm.write(f"latentbench: waiting for {len(later)} {what} that another run on {store.path} "
+                               f"is computing" + (f" (claimed by {owner})" if owner else ""), file=sys.stderr)
+                    told = True
+                time.sleep(pause)
+                pause = min(pause * 1.5, POLL_S[1])
+            pending = later
 
     def _check_model(self, pm: PreparedModel) -> Optional[str]:
         if not getattr(pm.model, "generative", True) or not hasattr(pm.model, "encode"):
             return None
         x = self.split(self.cfg.dataset.eval_split).x[:64].to(self.device)
-        try:
-            with torch.no_grad():
+        with torch.no_grad():
+            try:
                 q = pm.model.encode(x)
-        except NotImplementedError:
-            return None
-        if not torch.isfinite(q.mean).all() or (q.std is not None and not torch.isfinite(q.std).all()):
-            return (f"model '{pm.label}' produces NaN/inf codes on the evaluation data; its weights are broken "
-                    f"(a diverged training run?). Retrain with a lower learning rate or check the checkpoint.")
+            except NotImplementedError:
+                return None
+            if not torch.isfinite(q.mean).all() or (q.std is not None and not torch.isfinite(q.std).all()):
+                return (f"model '{pm.label}' produces NaN/inf codes on the evaluation data; its weights are broken "
+                        f"(a diverged training run?). Retrain with a lower learning rate or check the checkpoint.")
+            # every metric decodes: a decoder that returns NaN would otherwise pass metrics that only
+            # look at codes (spectral_radius) as ok
+            try:
+                x_hat = pm.model.decode(q.mean)
+            except NotImplementedError:
+                return None
+        if not torch.isfinite(x_hat).all():
+            return (f"model '{pm.label}' decodes its codes of the evaluation data to NaN/inf images; its decoder "
+                    f"weights are broken (a diverged training run?). Retrain with a lower learning rate or check "
+                    f"the checkpoint.")
         return None
 
     def _run_cell(self, pm: PreparedModel, cell: Cell) -> dict[str, Any]:
@@ -252,7 +409,8 @@ class Runner:
         row["seconds"] = time.perf_counter() - start
         info = (row.get("result") or {}).get("info", {})
         row["provenance"] = provenance(seed=self.cfg.seed, device=self.cfg.device, protocol=self.cfg.protocol,
-                                       dataset=self.dataset_id, feature_extractor=info.get("feature_extractor"))
+                                       dataset=self.dataset_id, feature_extractor=info.get("feature_extractor"),
+                                       plugins=cell.spec["plugins"])
         return row
 
 

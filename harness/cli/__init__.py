@@ -38,6 +38,7 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"latentbench {__version__}")
     parser.add_argument("--strict-plugins", action="store_true",
                         help="fail when any plugin cannot be loaded (also: LATENTBENCH_STRICT_PLUGINS=1)")
+    options.add_disable_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_commands(sub)
@@ -54,7 +55,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         from latentbench.registry import get_registry
 
-        registry = get_registry()
+        disabled = options.disabled_from_argv(argv)
+        registry = get_registry(disabled=disabled) if disabled else get_registry()
         parser = build_parser(registry)
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):

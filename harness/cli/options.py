@@ -97,8 +97,47 @@ def merged(mapping: dict[str, Any], key: str, extra: dict[str, Any]) -> Any:
     return {**base, **extra}
 
 
+DISABLE_HELP = ("keep plugin NAME (as `latentbench plugins` lists it) from loading, as pytest's -p no:NAME; "
+                "repeatable (also: LATENTBENCH_DISABLE_PLUGINS=name1,name2)")
+
+
+def add_disable_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-p", dest="disable_plugins", action="append", default=None, metavar="no:NAME", help=DISABLE_HELP)
+
+
+def disabled_plugins(values: Optional[list[str]]) -> list[str]:
+    """The NAMEs of ``-p no:NAME`` values."""
+    names = []
+    for v in values or []:
+        name = v[3:].strip() if v.startswith("no:") else ""
+        if not name:
+            raise ConfigError("-p", f"'{v}' is not no:NAME",
+                              "write -p no:NAME to keep plugin NAME from loading (`latentbench plugins` lists the names)")
+        names.append(name)
+    return names
+
+
+def disabled_from_argv(argv: list[str]) -> list[str]:
+    """``-p no:NAME`` values read before argparse runs: the registry (whose plugins may add command
+    line options) is loaded before the command line is parsed. Only the global options, before the
+    command's name, are looked at (argparse takes -p only there)."""
+    values, it = [], iter(argv)
+    for tok in it:
+        if not tok.startswith("-"):
+            break
+        if tok == "-p":
+            values.append(next(it, ""))
+        elif tok.startswith("-p") and not tok.startswith("--"):
+            values.append(tok[2:].lstrip("="))
+    return disabled_plugins(values)
+
+
 def registry_for(args: argparse.Namespace):
-    """The plugin registry, strict when --strict-plugins was given."""
+    """The plugin registry, strict when --strict-plugins was given, without the -p no:NAME plugins."""
     from latentbench.registry import get_registry
 
-    return get_registry(strict=True) if getattr(args, "strict_plugins", False) else get_registry()
+    disabled = disabled_plugins(getattr(args, "disable_plugins", None))
+    if getattr(args, "strict_plugins", False):
+        return get_registry(strict=True, disabled=disabled)
+    current = get_registry()  # main() loaded it already, without the -p no:NAME plugins
+    return current if set(disabled) <= set(current.disabled) else get_registry(disabled=disabled)
