@@ -152,6 +152,7 @@ def run_experiment(name: str, size: str = "smoke", out_dir: str | Path = "docs/r
 def write_result(exp: Experiment, ctx: ReproContext, res: ReproResult) -> None:
     from tabulate import tabulate
 
+    from latentbench.atomic import atomic_write_text
     from latentbench.provenance import provenance
 
     payload = {"experiment": exp.name, "title": exp.title, "source": exp.source, "size": ctx.size, "seed": ctx.seed,
@@ -159,7 +160,7 @@ def write_result(exp: Experiment, ctx: ReproContext, res: ReproResult) -> None:
                "findings": [asdict(f) for f in res.findings], "notes": res.notes,
                "cpu_seconds": res.cpu_seconds, "wall_seconds": res.wall_seconds,
                "provenance": provenance(seed=ctx.seed, device=ctx.device)}
-    (ctx.out_dir / "results.json").write_text(json.dumps(payload, indent=1, default=float))
+    atomic_write_text(ctx.out_dir / "results.json", json.dumps(payload, indent=1, default=float))
     lines = [f"## {exp.title} ({exp.source}) — size `{ctx.size}`", ""]
     for tname, rows in res.tables.items():
         lines += [f"### {tname}", "", tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4g"), ""]
@@ -173,4 +174,4 @@ def write_result(exp: Experiment, ctx: ReproContext, res: ReproResult) -> None:
         lines.append(f"- note: {n}")
     lines.append(f"\nCPU time {res.cpu_seconds:.0f} s, wall time {res.wall_seconds:.0f} s "
                  f"({torch.get_num_threads()} torch threads).")
-    (ctx.out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(ctx.out_dir / "results.md", "\n".join(lines) + "\n")

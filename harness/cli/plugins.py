@@ -19,6 +19,8 @@ def cmd_plugins(args) -> int:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(p.provides.items()) if v)
         rows.append([p.name, f"{p.distribution} {p.version}", provides or "-", ("FAILED: " + p.error) if p.error else "ok"])
     print(tabulate(rows, headers=["plugin", "distribution", "provides", "status"], tablefmt="github"))
+    if reg.disabled:
+        print(f"disabled (-p no:NAME / LATENTBENCH_DISABLE_PLUGINS): {', '.join(sorted(reg.disabled))}")
     return 0
 
 
