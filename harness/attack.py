@@ -15,6 +15,7 @@ their wiring to a config here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Optional, Sequence
@@ -86,6 +87,24 @@ class AttackResult:
         return dataclasses.replace(
             self, x_adv=self.x_adv.detach(), norm=self.norm.detach(), objective=self.objective.detach()
         )
+
+
+@contextlib.contextmanager
+def frozen(*modules: Any):
+    """Parameters of ``modules`` stop requiring gradients for the duration (restored after).
+
+    Attacks differentiate with respect to the input only. With parameters that require gradients,
+    convolution backward also computes weight gradients nobody reads: measured on the papers' conv
+    encoder (128-256-512 channels, 32x32, one thread) a step costs 15% more. Input gradients, and so
+    every attack result, are bit-identical either way."""
+    params = [p for m in modules if isinstance(m, torch.nn.Module) for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class Attack:
@@ -213,7 +232,8 @@ class Attack:
         if hasattr(self.model, "eval"):
             self.model.eval()  # never attack with dropout/BatchNorm updates or latent noise on
         try:
-            res = self.perturb(x, y=y, target=target)
+            with frozen(self.model, self.classifier):
+                res = self.perturb(x, y=y, target=target)
         finally:
             if was_training:
                 self.model.train()

@@ -307,3 +307,32 @@ def test_out_of_budget_result_of_a_perturb_override_is_refused():
 
     with pytest.raises(AssertionError, match="budget"):
         Cheat(LinearCode(_w()))(_x())
+
+
+def test_attacks_run_with_frozen_parameters_and_restore_them(monkeypatch):
+    """Attacks need input gradients only: parameters are frozen while the attack runs (no weight
+    gradients computed), restored afterwards, and the result is the same as with them trainable."""
+    from latentbench.plugins.attacks import MaxDamageAttack
+    from latentbench.plugins.models.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(input_shape=(1, 16, 16), latent_dim=4, backbone="conv", conv_channels=[4, 8])).eval()
+    seen = []
+    model.encoder.register_forward_hook(lambda m, i, o: seen.append(any(p.requires_grad for p in model.parameters())))
+    x = torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+
+    def run():
+        return MaxDamageAttack(model, generator=torch.Generator().manual_seed(2), eps=0.5, norm="l2", steps=3, restarts=2)(x)
+
+    frozen_run = run()
+    assert seen and not any(seen)  # no forward pass of the attack saw a trainable parameter
+    assert all(p.requires_grad for p in model.parameters())
+    # the same attack with the freezing undone inside: identical input gradients, identical result
+    import contextlib
+
+    import latentbench.attack as attack_module
+
+    monkeypatch.setattr(attack_module, "frozen", lambda *modules: contextlib.nullcontext())
+    trainable_run = run()
+    assert torch.equal(frozen_run.x_adv, trainable_run.x_adv)
+    assert torch.equal(frozen_run.objective, trainable_run.objective)
