@@ -46,7 +46,7 @@ class AttackConfig:
     def validate(self) -> None:
         check_norm(self.norm)
         if self.eps < 0:
-            raise ValueError(f"eps must be >= 0, got {self.eps}")
+            raise ValueError(f"eps must be >= 0, got {self.eps} -- give budgets/eps as numbers >= 0 (a perturbation size in [0, 1] pixel units)")
         if self.steps < 0 or self.restarts < 1:
             raise ValueError("steps must be >= 0 and restarts >= 1")
         if self.step_size is not None and not self.step_size > 0:

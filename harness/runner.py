@@ -142,9 +142,9 @@ class Runner:
     def split(self, which: str) -> Split:
         if which not in self._data:
             d = self.cfg.dataset
-            s = self.dataset_plugin.load(which)
             n = d.eval_subset if which == d.eval_split else d.train_subset
-            self._data[which] = s.subset(n, self.cfg.seed, f"{d.name}/{which}")
+            # only the subset's examples are read and resized (the same examples Split.subset picks)
+            self._data[which] = self.dataset_plugin.load_subset(which, n, self.cfg.seed, f"{d.name}/{which}")
         return self._data[which]
 
     @property

@@ -36,7 +36,22 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer '{self.optimizer}': use one of {', '.join(OPTIMIZERS)}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+            raise ValueError(f"epochs and batch_size must be >= 1, got epochs {self.epochs}, batch_size {self.batch_size} "
+                             "-- use e.g. epochs: 10, batch_size: 128")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps} -- give a positive step count or null for no limit")
+        if self.lr is not None:
+            check_learning_rate(self.lr, "lr")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay} -- use e.g. weight_decay: 0.0")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be from 0 to 2**63 - 1, got {self.seed} -- use e.g. seed: 0")
+
+
+def check_learning_rate(lr: float, name: str) -> None:
+    """A learning rate the optimisers accept: finite and > 0 (torch's own error would come mid-training)."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {lr} -- use e.g. lr: 0.001")
 
 
 @dataclass

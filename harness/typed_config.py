@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,21 @@ def read_yaml_file(path: str | Path, missing_hint: str | None = None, mapping_hi
     fix. With ``mapping_hint`` the top level must be a mapping (an empty file reads as ``{}``) and
     the hint says what it holds."""
     p = resolve_config_path(path)
+    hint = missing_hint or "pass the path of a YAML file"
     if not p.exists():
         shipped = f"; or the name of a shipped config: {', '.join(shipped_configs())}"
-        raise ConfigError(str(p), "file not found", (missing_hint or "pass the path of a YAML file") + shipped)
+        raise ConfigError(str(p), "file not found", hint + shipped)
+    if p.is_dir():
+        raise ConfigError(str(p), "is a folder, not a YAML file", hint)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(str(p), f"not valid YAML: {e}", "fix the YAML syntax at the line shown") from None
+        # PyYAML's message spans lines (context, marks); the CLI prints errors as one line
+        raise ConfigError(str(p), f"not valid YAML: {' '.join(str(e).split())}", "fix the YAML syntax at the line shown") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "is not UTF-8 text", hint) from None
+    except OSError as e:
+        raise ConfigError(str(p), f"cannot be read ({e.strerror or e})", "check the file's permissions") from None
     if mapping_hint is not None:
         data = data or {}
         if not isinstance(data, dict):
@@ -61,7 +70,7 @@ def read_yaml_file(path: str | Path, missing_hint: str | None = None, mapping_hi
     return data
 
 
-def _check_type(value: Any, tp: Any, path: str) -> Any:
+def check_type(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -71,7 +80,7 @@ def _check_type(value: Any, tp: Any, path: str) -> Any:
         if value is None and len(non_none) < len(args):
             return None
         if len(non_none) == 1:  # Optional[X]: report X's own error, which names the inner key
-            return _check_type(value, non_none[0], path)
+            return check_type(value, non_none[0], path)
         errors = []
         for a in args:
             if a is type(None):
@@ -79,23 +88,26 @@ def _check_type(value: Any, tp: Any, path: str) -> Any:
                     return None
                 continue
             try:
-                return _check_type(value, a, path)
+                return check_type(value, a, path)
             except ConfigError as e:
                 errors.append(e)
         raise ConfigError(path, f"expected {tp}, got {type(value).__name__} {value!r}")
+    if tp in (tuple, list):  # unparametrised: any items
+        tp, origin, args = tp[Any], tp, (Any, ...) if tp is tuple else (Any,)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(path, f"expected a list, got {type(value).__name__} {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise ConfigError(path, f"expected {len(args)} items, got {len(value)}")
-            return tuple(_check_type(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(check_type(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
         inner = args[0] if args else Any
-        items = [_check_type(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+        items = [check_type(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
+            raise ConfigError(path, f"expected a mapping, got {type(value).__name__} {value!r}",
+                              "write a mapping such as {key: value}, or {} for none")
         return dict(value)
     if origin is typing.Literal:
         if value not in args:
@@ -104,6 +116,9 @@ def _check_type(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, f"expected a number, got {type(value).__name__} {value!r}")
+        # no config field means anything by NaN or infinity (YAML .nan, .inf): refuse them here, once
+        if not math.isfinite(value):
+            raise ConfigError(path, f"expected a finite number, got {value}", "write a finite number")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -140,10 +155,10 @@ def build_dataclass(cls: type, data: dict[str, Any] | None, path: str = "config"
             close = suggest(key, fields)
             fix = f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(sorted(fields))}"
             raise ConfigError(f"{path}.{key}", f"unknown key for {cls.__name__}", fix)
-        kwargs[key] = _check_type(value, hints.get(key, Any), f"{path}.{key}")
+        kwargs[key] = check_type(value, hints.get(key, Any), f"{path}.{key}")
     try:
         obj = cls(**kwargs)
-    except TypeError as e:  # missing required fields
+    except (TypeError, ValueError) as e:  # missing required fields, or a __post_init__ check
         raise ConfigError(path, str(e)) from None
     validate = getattr(obj, "validate", None)
     if callable(validate):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 from latentbench.cli.options import add_shared_options, device_from, registry_for
@@ -23,11 +25,36 @@ def cmd_run(args) -> int:
         cfg.dataset.data_root = args.data_root
     if args.no_progress:
         cfg.progress = False
+    if args.check:
+        return check_run(cfg, registry_for(args))
     summary = Runner(cfg, registry_for(args)).run()
     print(run_report(summary.rows, full=args.full_table))
     print(f"\n{summary.computed} cells computed, {summary.reused} reused from {Path(cfg.output_dir) / 'results.sqlite'}, "
           f"{summary.failed} failed. Outputs: {', '.join(summary.outputs.values())}")
-    return 1 if summary.failed and args.fail_on_error else 0
+    failed = summary.failed_rows
+    if not failed:
+        return 0
+    # the failed cells last, where a reader of a long run's output looks
+    print(f"\n{len(failed)} of {len(summary.rows)} cells failed:")
+    print("\n".join(summary.failure_lines()))
+    if args.allow_failed_cells:
+        return 0
+    print(f"latentbench: {len(failed)} cell(s) failed (listed above) -- fix their cause and re-run (finished cells are "
+          f"reused), or pass --allow-failed-cells to exit 0 anyway", file=sys.stderr)
+    return 1
+
+
+def check_run(cfg, registry) -> int:
+    """``run --check``: everything that can be checked without training or evaluating (config, plugins,
+    budgets, dataset files, sizes, memory estimate); nothing is written."""
+    from latentbench.runconfig import apply_protocol, count_cells, validate_run_config
+
+    cfg = apply_protocol(cfg, registry)
+    plan = validate_run_config(cfg, registry, files_required=True)
+    n_configs = sum(len(a.typed_configs) for a in cfg.attacks)
+    print(f"config OK: {len(cfg.models)} models x {len(cfg.metrics)} metrics, {len(cfg.attacks)} attacks "
+          f"({n_configs} attack configurations) = {count_cells(cfg, registry)} cells; {plan.describe()}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -56,7 +83,13 @@ def add_commands(sub) -> None:
                                    "and results.{md,csv,json}. Re-running reuses finished cells.")
     p.add_argument("config", help="path to a YAML run config, or the name of a shipped one (quickstart)")
     add_shared_options(p, "run", "device", "data_root", "work_dir", "no_progress")
-    p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any cell failed")
+    p.add_argument("--check", action="store_true",
+                   help="check the config, plugins, budgets, dataset files, sizes and memory estimate without training "
+                        "or evaluating anything; exit 0 when all is well")
+    p.add_argument("--allow-failed-cells", action="store_true",
+                   help="exit 0 even when cells failed (by default a run with a failed cell exits 1)")
+    # exiting 1 on a failed cell is the default now; the old opt-in flag stays accepted
+    p.add_argument("--fail-on-error", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--full-table", action="store_true", help="print every value (all of them in results.md), not the summary")
     p.set_defaults(func=cmd_run)
 

@@ -52,7 +52,7 @@ def cmd_train(args) -> int:
     reg = registry_for(args)
     dplug = validate_train_config(tc, reg)
     spec, ds, tcfg = tc.model, tc.dataset, tc.model.train
-    data = dplug.load("train").subset(ds.train_subset, tcfg.seed, f"{ds.name}/train")
+    data = dplug.load_subset("train", ds.train_subset, tcfg.seed, f"{ds.name}/train")
     out = Path(tc.output or f"checkpoints/{spec.name}-{ds.name}")
     torch.manual_seed(tcfg.seed)
     model = reg.model(spec.plugin)(spec.typed_config)

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from latentbench.data import Dataset, Split
+from latentbench.errors import ConfigError
 from latentbench.seeding import component_generator
 
 
@@ -27,6 +30,24 @@ class Grid2D(Dataset):
     #: ``modes``: draw data from only this many of the (2n+1)^2 modes (chosen from ``seed``), so that
     #: generators trained on it cover a known number of modes (Manoj Fig. 3.1); None = all modes
     DEFAULTS = {"n": 2, "variance": 0.0025, "train_size": 25000, "test_size": 5000, "seed": 0, "modes": None}
+    option_types = {"n": int, "variance": float, "train_size": int, "test_size": int, "seed": int, "modes": Optional[int]}
+
+    def check_config(self, path: str = "dataset") -> None:
+        super().check_config(path)
+        o = {**self.DEFAULTS, **self.config.options}
+        rules = {"n": (0, 1000), "train_size": (1, 10**8), "test_size": (1, 10**8), "seed": (0, 2**63 - 1)}
+        if o["modes"] is not None:
+            rules["modes"] = (1, (2 * int(o["n"]) + 1) ** 2)
+        for key, (lo, hi) in rules.items():
+            if not lo <= o[key] <= hi:
+                raise ConfigError(f"{path}.options.{key}", f"must be from {lo} to {hi}, got {o[key]}",
+                                  f"leave it out for the default ({self.DEFAULTS[key]})")
+        if not o["variance"] > 0:
+            raise ConfigError(f"{path}.options.variance", f"must be > 0, got {o['variance']}",
+                              f"leave it out for the default ({self.DEFAULTS['variance']})")
+
+    def check_split(self, split: str, download: bool = True) -> Optional[int]:
+        return int({**self.DEFAULTS, **self.config.options}[f"{split}_size"])
 
     @property
     def n(self) -> int:

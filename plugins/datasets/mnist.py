@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Optional
+
+from torch import Tensor
+
 from latentbench.data import Dataset, Split
-from latentbench.plugins.datasets._idx import load_idx_dataset
+from latentbench.plugins.datasets._idx import check_idx_split, load_idx_dataset
 
 
-class FashionMNIST(Dataset):
+class _IdxDataset(Dataset):
+    """A dataset of IDX files: checked from the headers and labels, subsets loaded image by image."""
+
+    num_classes = 10
+    native_shape = (1, 28, 28)
+    option_types = {}
+    #: torchvision.datasets class that can download the files
+    torchvision_cls: ClassVar[str] = ""
+
+    def check_split(self, split: str, download: bool = True) -> Optional[int]:
+        return check_idx_split(self.name, split, self.config.data_root, self.torchvision_cls, self.num_classes,
+                               self.native_shape[1:], download=download)
+
+    def _load_rows(self, split: str, indices: Optional[Tensor]) -> Split:
+        return load_idx_dataset(self.name, split, self.config.data_root, self.torchvision_cls, indices,
+                                self.native_shape[1:])
+
+    def _load(self, split: str) -> Split:
+        return self._load_rows(split, None)
+
+
+class FashionMNIST(_IdxDataset):
     name = "fashion-mnist"
-    num_classes = 10
-    native_shape = (1, 28, 28)
     source = "Zalando Fashion-MNIST IDX files (Debian package dataset-fashion-mnist)"
-
-    def _load(self, split: str) -> Split:
-        return load_idx_dataset(self.name, split, self.config.data_root, "FashionMNIST")
+    torchvision_cls = "FashionMNIST"
 
 
-class MNIST(Dataset):
+class MNIST(_IdxDataset):
     name = "mnist"
-    num_classes = 10
-    native_shape = (1, 28, 28)
     source = "LeCun et al. MNIST IDX files"
-
-    def _load(self, split: str) -> Split:
-        return load_idx_dataset(self.name, split, self.config.data_root, "MNIST")
+    torchvision_cls = "MNIST"
