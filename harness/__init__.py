@@ -12,13 +12,34 @@ PROJECT = "latentbench"
 #: Marker for hook implementations in built-in and third-party plugins.
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-from latentbench.model import Autoencoder, LatentGaussian, ModelConfig  # noqa: E402
-from latentbench.attack import Attack, AttackConfig, AttackResult, SolverAttackConfig  # noqa: E402
-from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult  # noqa: E402
-from latentbench.data import Dataset, DatasetConfig, Split  # noqa: E402
-from latentbench.protocol import Protocol  # noqa: E402
-from latentbench.experiment import Experiment, Finding, ReproContext, ReproResult, experiment  # noqa: E402
-from latentbench.errors import LatentBenchError  # noqa: E402
+# The public names are imported on first use (PEP 562): `latentbench --help` and `--version` need none
+# of them and so start without importing torch.
+_EXPORTS = {
+    "latentbench.model": ("Autoencoder", "LatentGaussian", "ModelConfig"),
+    "latentbench.attack": ("Attack", "AttackConfig", "AttackResult", "SolverAttackConfig"),
+    "latentbench.metric": ("LeaderboardValue", "Metric", "MetricConfig", "MetricContext", "MetricResult"),
+    "latentbench.data": ("Dataset", "DatasetConfig", "Split"),
+    "latentbench.protocol": ("Protocol",),
+    "latentbench.experiment": ("Experiment", "Finding", "ReproContext", "ReproResult", "experiment"),
+    "latentbench.errors": ("LatentBenchError",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'latentbench' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
 
 __all__ = [
     "__version__",

@@ -48,15 +48,40 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     return parser
 
 
+#: top-level arguments that end the program before any command runs
+_NO_COMMAND = {"-h", "--help", "--version"}
+
+
+def _needs_plugins(argv: list[str]) -> bool:
+    """False for `latentbench`, `latentbench --help` and `latentbench --version`: the top-level help
+    lists the commands, which plugins do not change, so loading plugins (and torch, ~2-5 s) is
+    skipped. A command's own help (`latentbench run --help`) loads them: plugins may add options."""
+    if not argv:
+        return False
+    commands = set(_command_names())
+    if any(a in commands for a in argv):
+        return True
+    return not (_NO_COMMAND & set(argv))
+
+
+def _command_names() -> list[str]:
+    sub = argparse.ArgumentParser(add_help=False).add_subparsers()
+    for module in COMMAND_MODULES:
+        module.add_commands(sub)
+    return list(sub.choices)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--strict-plugins" in argv:
         os.environ["LATENTBENCH_STRICT_PLUGINS"] = "1"
     try:
-        from latentbench.registry import get_registry
+        registry = None
+        if _needs_plugins(argv):
+            from latentbench.registry import get_registry
 
-        disabled = options.disabled_from_argv(argv)
-        registry = get_registry(disabled=disabled) if disabled else get_registry()
+            disabled = options.disabled_from_argv(argv)
+            registry = get_registry(disabled=disabled) if disabled else get_registry()
         parser = build_parser(registry)
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
