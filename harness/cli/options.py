@@ -11,11 +11,15 @@ option                 when not given
 ``--work-dir DIR``     also spelled ``--output-dir``: the config's output folder, else the
                        command's folder in :data:`WORK_DIR_DEFAULTS`
 ``--no-progress``      progress bars on (unless the config says ``progress: false``)
+``--executor NAME``    ``local`` (:data:`~latentbench.executors.DEFAULT_EXECUTOR`): cells one after
+                       another in this process; ``ray``: Ray tasks (``pip install 'latentbench[ray]'``)
+``--ray-address ADDR`` a local Ray instance started for the run (all cores); implies
+                       ``--executor ray`` when that is not given
 =====================  =========================================================================
 
 Every shared option's argparse default is "not given" (None, or False for ``--no-progress``), so a
-command can tell a flag from a fallback; the fallbacks above are applied by :func:`device_from`
-and the commands, never by argparse.
+command can tell a flag from a fallback; the fallbacks above are applied by :func:`device_from`,
+:func:`executor_from` and the commands, never by argparse.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ WORK_DIR_DEFAULTS = {
     "reproduce": REPRODUCTION_DIR,
 }
 
-SHARED = ("device", "data_root", "set", "work_dir", "no_progress")
+SHARED = ("device", "data_root", "set", "work_dir", "no_progress", "executor", "ray_address")
 
 _HELP = {
     "device": f"cpu, cuda, cuda:1, ... (default: the config's device, else {DEFAULT_DEVICE})",
@@ -48,6 +52,10 @@ _HELP = {
                  "dataset.data_root, else the dataset's own search path)",
     "set": "model config field on top of the config's, repeatable (VALUE in YAML syntax: latent_dim=10, hidden=[64,64])",
     "no_progress": "no progress bars",
+    "executor": "where cells and trainings run: local (this process, the default) or ray (Ray tasks on this "
+                "machine's cores and GPUs, or on a cluster with --ray-address; pip install 'latentbench[ray]')",
+    "ray_address": "join the Ray cluster at ADDR (e.g. auto, or ray://head:10001) instead of starting a local "
+                   "Ray instance; implies --executor ray",
 }
 
 
@@ -68,11 +76,27 @@ def add_shared_options(parser: argparse.ArgumentParser, command: str, *names: st
                             help=f"folder the command writes to (default: {WORK_DIR_DEFAULTS[command]})")
     if "no_progress" in names:
         parser.add_argument("--no-progress", dest="no_progress", action="store_true", default=False, help=_HELP["no_progress"])
+    if "executor" in names:
+        from latentbench.executors import EXECUTORS
+
+        parser.add_argument("--executor", default=None, choices=EXECUTORS, help=_HELP["executor"])
+    if "ray_address" in names:
+        parser.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDR", help=_HELP["ray_address"])
 
 
 def device_from(args: argparse.Namespace, config_device: Optional[str] = None) -> str:
     """--device, else the config's device, else :data:`DEFAULT_DEVICE`."""
     return getattr(args, "device", None) or config_device or DEFAULT_DEVICE
+
+
+def executor_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The Runner's executor arguments: --executor, else ``ray`` when --ray-address was given, else
+    ``local``. An unknown name or a missing Ray is reported by the Runner, before any work."""
+    from latentbench.executors import DEFAULT_EXECUTOR
+
+    address = getattr(args, "ray_address", None)
+    executor = getattr(args, "executor", None) or ("ray" if address else DEFAULT_EXECUTOR)
+    return {"executor": executor, "ray_address": address}
 
 
 def parse_set(items: Optional[list[str]]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from latentbench.cli.options import add_shared_options, device_from, registry_for
+from latentbench.cli.options import add_shared_options, device_from, executor_from, registry_for
 from latentbench.errors import LatentBenchError
 
 
@@ -27,7 +27,7 @@ def cmd_run(args) -> int:
         cfg.progress = False
     if args.check:
         return check_run(cfg, registry_for(args))
-    summary = Runner(cfg, registry_for(args)).run()
+    summary = Runner(cfg, registry_for(args), **executor_from(args)).run()
     print(run_report(summary.rows, full=args.full_table))
     print(f"\n{summary.computed} cells computed, {summary.reused} reused from {Path(cfg.output_dir) / 'results.sqlite'}, "
           f"{summary.failed} failed. Outputs: {', '.join(summary.outputs.values())}")
@@ -82,7 +82,7 @@ def add_commands(sub) -> None:
                        description="Run the grid of cells a YAML config defines; results go to <output_dir>/results.sqlite "
                                    "and results.{md,csv,json}. Re-running reuses finished cells.")
     p.add_argument("config", help="path to a YAML run config, or the name of a shipped one (quickstart)")
-    add_shared_options(p, "run", "device", "data_root", "work_dir", "no_progress")
+    add_shared_options(p, "run", "device", "data_root", "work_dir", "no_progress", "executor", "ray_address")
     p.add_argument("--check", action="store_true",
                    help="check the config, plugins, budgets, dataset files, sizes and memory estimate without training "
                         "or evaluating anything; exit 0 when all is well")

@@ -13,9 +13,9 @@ from latentbench.errors import ConfigError
 
 #: which command takes which shared option (every one it took before, plus those that now apply)
 EXPECTED = {
-    "run": {"device", "data_root", "work_dir", "no_progress"},
-    "train": set(SHARED),
-    "benchmark": set(SHARED),
+    "run": {"device", "data_root", "work_dir", "no_progress", "executor", "ray_address"},
+    "train": {"device", "data_root", "set", "work_dir", "no_progress"},
+    "benchmark": set(SHARED) - {"executor", "ray_address"},
     "leaderboard verify": {"device", "data_root", "work_dir"},
     "reproduce": {"device", "data_root", "work_dir"},
 }
