@@ -23,13 +23,15 @@ import yaml
 
 from latentbench.checkpoint import WEIGHTS_FILE, load_checkpoint, read_checkpoint_config, read_metadata, sha256_file
 from latentbench.errors import ConfigError, LatentBenchError
+from latentbench.leaderboard import perimage
 from latentbench.provenance import provenance
 from latentbench.runconfig import DatasetSpec, ModelSpec, RunConfig
 from latentbench.runner import Runner
 from latentbench.training import TrainConfig
 
-#: bumped when the entry layout changes (leaderboard/schema.json documents it)
-ENTRY_SCHEMA_VERSION = 1
+#: bumped when the entry layout changes (leaderboard/schema.json documents it). 2: ``data_digest``
+#: and per-image records (``per_image``) of metrics that aggregate them (``aggregate_images``)
+ENTRY_SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -54,6 +56,9 @@ class BenchmarkRequest:
     #: how to rebuild the checkpoint, stored in the entry (default: the command that made it)
     regenerate: Optional[str] = None
     progress: bool = False
+    #: where the cells run: "local" (this process) or "ray" (docs/scaling.md), and the Ray cluster to join
+    executor: str = "local"
+    ray_address: Optional[str] = None
 
     def validate(self) -> None:
         if bool(self.model) == bool(self.checkpoint):
@@ -97,7 +102,7 @@ def clean_reconstruction(model, x: torch.Tensor, batch_size: int = 500) -> dict[
     return {"mse": float(v.mean()), "mse_std": float(v.std(unbiased=False)), "n_images": int(v.numel())}
 
 
-def _result_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _result_records(rows: list[dict[str, Any]], registry=None) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         cell = (r.get("config") or {}).get("cell", {})
@@ -116,8 +121,17 @@ def _result_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rest = {k: v for k, v in info.items() if k != "feature_extractor"}
         if rest:
             rec["info"] = rest
+        # per-image records of metrics that can re-derive their values from them: what lets
+        # `leaderboard verify` check the numbers exactly and a random subset of images cheaply
+        per_sample = (r.get("result") or {}).get("per_sample") or {}
+        if per_sample and registry is not None and _aggregates_images(registry, cell.get("metric", r["metric"])):
+            rec["per_image"] = perimage.encode(per_sample)
         out.append(rec)
     return sorted(out, key=lambda d: (d["metric"], d["attack"] or "", d["budget"] if d["budget"] is not None else -1))
+
+
+def _aggregates_images(registry, plugin: str) -> bool:
+    return plugin in registry.names("metric") and hasattr(registry.metric(plugin), "aggregate_images")
 
 
 def regenerate_command(req: BenchmarkRequest) -> str:
@@ -144,6 +158,18 @@ def _yaml_scalar(v: Any) -> str:
     return json.dumps(v).replace(" ", "")
 
 
+def protocol_runner(protocol: str, label: str, model: ModelSpec | str, device: str, work_dir: str,
+                    data_root: Optional[str], registry, progress: bool = False,
+                    executor: Optional[dict[str, Any]] = None) -> Runner:
+    """The runner of one model under ``protocol`` (a model spec, or a checkpoint folder): the
+    protocol fills the dataset (keeping data_root), attacks and metrics. `leaderboard verify`
+    builds the same one to recompute an entry's images."""
+    spec = model if isinstance(model, ModelSpec) else ModelSpec(name=label, checkpoint=str(model))
+    cfg = RunConfig(name=f"benchmark-{label}", protocol=protocol, device=device, output_dir=str(work_dir),
+                    dataset=DatasetSpec(data_root=data_root), models=[spec], progress=progress)
+    return Runner(cfg, registry, **(executor or {}))
+
+
 def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None = None) -> dict[str, Any]:
     """Train or load the model, run the protocol through the Runner and return the entry dict."""
     from latentbench.registry import get_registry
@@ -153,11 +179,9 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
     proto = registry.protocol(req.protocol, path="--protocol")
     label = req.label
     work = Path(req.work_dir or Path("runs") / "benchmark" / proto.name / label)
-    # the protocol fills the dataset (keeping data_root), attacks and metrics
-    cfg = RunConfig(name=f"benchmark-{label}", protocol=proto.name, device=req.device, output_dir=str(work),
-                    dataset=DatasetSpec(data_root=req.data_root), models=[req.model_spec()], progress=req.progress)
     start = time.perf_counter()
-    runner = Runner(cfg, registry)
+    runner = protocol_runner(proto.name, label, req.model_spec(), req.device, str(work), req.data_root, registry,
+                             req.progress, executor={"executor": req.executor, "ray_address": req.ray_address})
     summary = runner.run()
     seconds = time.perf_counter() - start
     failed = [r for r in summary.rows if r["status"] != "ok"]
@@ -185,7 +209,7 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
         rel = str(ckpt_dir.resolve().relative_to(root))
     except ValueError:
         rel = str(ckpt_dir.resolve())
-    results = _result_records(summary.rows)
+    results = _result_records(summary.rows, registry)
     prov = provenance(seed=runner.cfg.seed, device=req.device)
     # run_seconds covers only the cells computed now: cells_reused > 0 means an earlier run in the
     # same work_dir computed the rest (training time is in checkpoint.training.train_seconds)
@@ -198,6 +222,8 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
                   "config": ck_config["config"]},
         "paper": req.paper,
         "protocol": {"name": proto.name, "version": proto.version},
+        # the evaluation images and labels the per-image records index
+        "data_digest": perimage.data_digest(ev.x, ev.y),
         "checkpoint": {"sha256": sha, "path": rel, "regenerate": req.regenerate or regenerate_command(req),
                        # the per-epoch history stays in the checkpoint's metadata.json
                        "training": {k: meta[k] for k in sorted(meta) if k not in ("weights_sha256", "history")}},

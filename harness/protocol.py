@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -10,6 +11,50 @@ from typing import Any, Optional
 RANK_BY_KEYS = frozenset({"metric", "value", "attack", "budget", "split"})
 #: the selector of the entry's clean reconstruction MSE (``reported.clean.mse``), which no metric reports
 CLEAN_MSE = {"metric": "clean", "value": "mse"}
+
+
+#: bit-identical: what one machine gives for the same code, seed and data
+EXACT = {"default": {"abs": 0.0, "rel": 0.0}}
+
+
+class Tolerances(dict):
+    """Per-metric tolerances. ``["abs"]``/``["rel"]`` read the default's, as in the flat form of
+    protocols written before tolerances were per metric."""
+
+    def __missing__(self, key: str) -> float:
+        if key in ("abs", "rel"):
+            return self["default"][key]
+        raise KeyError(key)
+
+
+def normalize_tolerances(protocol: str, tol: Any) -> "Tolerances":
+    """``{"default": {...}, <key>: {abs, rel}}``; a flat ``{"abs", "rel"}`` becomes the default."""
+    if isinstance(tol, Mapping) and set(tol) <= {"abs", "rel"} and tol:
+        tol = {"default": dict(tol)}
+    if not isinstance(tol, Mapping) or "default" not in tol:
+        raise ValueError(f"protocol {protocol}: tolerances must be a mapping with a 'default' entry "
+                         f"({{'default': {{'abs': a, 'rel': r}}, '<metric>': ...}}), got {tol!r}")
+    out = Tolerances()
+    for k, v in tol.items():
+        ok = isinstance(v, Mapping) and set(v) == {"abs", "rel"} and all(
+            isinstance(v[n], (int, float)) and not isinstance(v[n], bool) and math.isfinite(v[n]) and v[n] >= 0
+            for n in ("abs", "rel"))
+        if not ok:
+            raise ValueError(f"protocol {protocol}: tolerances['{k}'] must be {{'abs': a, 'rel': r}} with finite "
+                             f"a, r >= 0, got {v!r}")
+        out[str(k)] = {"abs": float(v["abs"]), "rel": float(v["rel"])}
+    return out
+
+
+def tolerance_for(tol: Mapping[str, Any], metric: str, key: str) -> dict[str, float]:
+    """The most specific of ``<metric>.<key>``, ``<metric>``, ``default`` in ``tol`` (a flat
+    ``{"abs", "rel"}`` applies to everything)."""
+    if "default" not in tol:
+        return {"abs": float(tol["abs"]), "rel": float(tol["rel"])}
+    for k in (f"{metric}.{key}", metric, "default"):
+        if k in tol:
+            return dict(tol[k])
+    raise KeyError(key)  # unreachable: 'default' is there
 
 
 def _check_selector(protocol: str, field_name: str, sel: Any) -> None:
@@ -36,8 +81,12 @@ class Protocol:
     metrics: tuple[dict[str, Any], ...] = ()  # [{plugin, config, attacks?, name?}]
     seed: int = 0
     trials: int = 1
-    #: relative/absolute tolerances used when `leaderboard verify` re-runs an entry
-    tolerances: dict[str, float] = field(default_factory=lambda: {"rel": 0.05, "abs": 0.02})
+    #: what `leaderboard verify` accepts as reproduction noise, per metric: ``{"default": {"abs": a,
+    #: "rel": r}, "<metric label>": {...}, "<metric label>.<value key>": {...}, "clean": {...}}``
+    #: (the most specific key wins; |reported - reproduced| <= abs + rel * |reported|). Derive each
+    #: from measured noise and state the measurement in the protocol's docstring (docs/leaderboard.md).
+    #: A flat ``{"abs", "rel"}`` is read as the default of every metric.
+    tolerances: Mapping[str, Any] = field(default_factory=lambda: dict(EXACT))
     source: str = ""
     #: the leaderboard column the protocol's table is sorted by by default:
     #: ``{"metric": <metric name as in metrics>, "value": <value key>, "attack": <attack name>,
@@ -55,6 +104,7 @@ class Protocol:
     main_columns: Optional[tuple[Mapping[str, Any], ...]] = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tolerances", normalize_tolerances(self.name, self.tolerances))
         if self.rank_by is not None:
             _check_selector(self.name, "rank_by", self.rank_by)
         mc = self.main_columns
@@ -73,4 +123,9 @@ class Protocol:
         return {"name": self.name, "version": self.version, "description": self.description,
                 "dataset": dict(self.dataset), "attacks": [dict(a) for a in self.attacks],
                 "metrics": [dict(m) for m in self.metrics], "seed": self.seed, "trials": self.trials,
-                "tolerances": dict(self.tolerances)}
+                "tolerances": {k: dict(v) for k, v in self.tolerances.items()}}
+
+    def tolerance(self, metric: str, key: str) -> dict[str, float]:
+        """The tolerance of value ``key`` of metric (label) ``metric``."""
+        return tolerance_for(self.tolerances, metric, key)
+

@@ -9,6 +9,10 @@ The key also holds the identity (distribution, version, source digest) of every 
 a results store claim each cell (and each model they train) before the work, so concurrent runs
 never do it twice; see :mod:`latentbench.store`.
 
+Where the work happens is the executor's business (:mod:`latentbench.executors`): ``local`` computes
+in this process, one cell after another; ``ray`` spreads trainings and cells over Ray workers. Either
+way this process is the only writer of the results store (:class:`CellBook`).
+
 The run config is validated once, in :class:`Runner`'s constructor (:func:`validate_run_config`),
 which builds every typed model, attack (one per budget) and metric config; cells carry those
 objects, and the key hashes ``to_plain`` of the very objects the attack and metric receive.
@@ -35,6 +39,7 @@ from latentbench.atomic import atomic_write_text, check_folder, ensure_folder
 from latentbench.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint, sha256_file
 from latentbench.data import Split
 from latentbench.errors import CheckpointError, ConfigError, LatentBenchError, NonFiniteError
+from latentbench.executors import DEFAULT_EXECUTOR, DEFAULT_MAX_RETRIES, CellProgress, make_executor
 from latentbench.metric import MetricContext
 from latentbench.registry import Registry, get_registry
 from latentbench.provenance import provenance
@@ -118,9 +123,57 @@ class PreparedModel:
     error: Optional[str] = None
 
 
+class CellBook:
+    """The results of a run's cells as they come in, kept by the one process that writes the store:
+    rows found in the store are taken (:meth:`reuse`), computed rows are stored (:meth:`record`);
+    both are counted in the run's summary and progress."""
+
+    def __init__(self, runner: "Runner", store: ResultStore, summary: RunSummary, progress: CellProgress):
+        self.runner, self.store, self.summary, self.progress = runner, store, summary, progress
+        self.results: dict[int, dict[str, Any]] = {}
+        #: the stored row of each cell when first looked at: a row that changes later was written
+        #: by a concurrent run, and is taken as it is (even a failure) instead of computed again
+        self.first_seen: dict[int, Any] = {}
+
+    def reuse(self, i: int, cell: Cell) -> bool:
+        """Take cell ``i``'s stored row when there is one to take (False: the cell is to be computed)."""
+        row = self.store.get(cell.key)
+        mark = None if row is None else (row["created_at"], row["seconds"], row["status"], row["error"])
+        self.first_seen.setdefault(i, mark)
+        if row is None or (row["status"] != "ok" and mark == self.first_seen[i]):
+            return False
+        self.results[i] = row
+        if row["status"] == "ok":
+            self.summary.reused += 1
+        else:
+            self.summary.failed += 1
+        self.progress.ended(row["status"] == "ok", was_running=False)
+        return True
+
+    def record(self, i: int, cell: Cell, row: dict[str, Any], was_running: bool = True) -> None:
+        """Store a computed row and count it."""
+        self.store.put(row)
+        self.results[i] = stored = self.store.get(cell.key)
+        if row["status"] == "ok":
+            self.summary.computed += 1
+        else:
+            self.summary.failed += 1
+            tqdm.write(f"cell failed: {cell.label}: {row['error'].splitlines()[0]}")
+        self.progress.ended(row["status"] == "ok", was_running)
+        self.runner.registry.call_hook("latentbench_result_finished", cell=cell, result=stored)
+
+
 class Runner:
-    def __init__(self, cfg: RunConfig, registry: Registry | None = None):
+    """A run of ``cfg``'s grid. ``executor``: ``local`` (this process) or ``ray`` (Ray tasks, on a
+    local Ray instance or the cluster at ``ray_address``; each task asks for ``num_cpus`` CPUs and
+    ``num_gpus`` of a GPU, and Ray runs a failed task up to ``max_retries`` more times)."""
+
+    def __init__(self, cfg: RunConfig, registry: Registry | None = None, executor: str = DEFAULT_EXECUTOR,
+                 ray_address: Optional[str] = None, num_cpus: float = 1, num_gpus: Optional[float] = None,
+                 max_retries: int = DEFAULT_MAX_RETRIES):
         self.registry = registry or get_registry()
+        # a bad executor or a missing Ray is reported before any config work, let alone training
+        self.executor = make_executor(executor, ray_address, num_cpus, num_gpus, max_retries)
         self.cfg = apply_protocol(cfg, self.registry)
         validate_run_config(self.cfg, self.registry)
         self.device = torch.device(self.cfg.device)
@@ -131,12 +184,36 @@ class Runner:
         check_folder(self.cache_dir, "cache_dir")
         self.store_path = self.out / "results.sqlite"
         self.owner = new_owner_id()
+        #: the driver's latentbench version, which Ray workers compare with theirs
+        self.version = __version__
         self.lease_s = claim_lease_s()
         self._identities: dict[tuple[str, str], dict[str, Any]] = {}
         self._data: dict[str, Split] = {}
         #: per (model, attack, budget): shared between that triple's cells (e.g. cached attack pairs)
         self._shared: dict[tuple, dict[str, Any]] = {}
         self.dataset_plugin = open_dataset(self.cfg.dataset, self.registry)
+
+    # -- in Ray workers -----------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # what a Ray task receives: no loaded data or shared attack runs (the worker loads its own),
+        # no dataset plugin (it may hold a loaded file); reopened by __setstate__
+        state = dict(self.__dict__)
+        state.update(_data={}, _shared={}, dataset_plugin=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.dataset_plugin = open_dataset(self.cfg.dataset, self.registry)
+
+    def for_worker(self) -> "Runner":
+        """This runner as a Ray task uses it: no progress bars (they would interleave in the
+        driver's log), and on CUDA the GPU Ray assigned (the only one the task sees)."""
+        device = self.cfg.device
+        if self.device.type == "cuda":
+            device = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES: cuda:N of the driver is cuda:0 here
+        self.cfg = dataclasses.replace(self.cfg, progress=False, device=device)
+        self.device = torch.device(device)
+        return self
 
     # -- data ---------------------------------------------------------------------------------------
     def split(self, which: str) -> Split:
@@ -170,26 +247,41 @@ class Runner:
 
         def done(i: int) -> bool:
             if i not in models:
-                try:
-                    models[i] = load_checkpoint(folders[i], self.registry, self.device)
-                except CheckpointError:
-                    return False  # not there yet, or half-written: _train says which
+                models[i] = self._try_load(folders[i])
+                if models[i] is None:
+                    del models[i]
+                    return False
             return True
 
         def work(i: int) -> None:
             models[i] = self._train(specs[i], folders[i])
 
         self._each_once(store, list(folders), lambda i: f"model:{folders[i].name}", done, work, "model trainings")
-        out = []
-        for i, spec in enumerate(specs):
-            if spec.checkpoint:
-                model = load_checkpoint(spec.checkpoint, self.registry, self.device)
-                out.append(PreparedModel(spec.name, model, model.name,
-                                         sha256_file(Path(spec.checkpoint) / WEIGHTS_FILE), spec.checkpoint))
-            else:
-                out.append(PreparedModel(spec.name, models[i].to(self.device).eval(), spec.plugin,
-                                         sha256_file(folders[i] / WEIGHTS_FILE), str(folders[i])))
-        return out
+        return [self._prepared(spec, models.get(i), Path(spec.checkpoint or folders[i])) for i, spec in enumerate(specs)]
+
+    def _try_load(self, folder: Path):
+        try:
+            return load_checkpoint(folder, self.registry, self.device)
+        except CheckpointError:
+            return None  # not there yet, or half-written: _train says which
+
+    def _prepared(self, spec: ModelSpec, model: Any, folder: Path) -> PreparedModel:
+        """``spec``'s model as cells use it; ``folder``: its checkpoint, or its folder in the cache."""
+        if spec.checkpoint:
+            model = load_checkpoint(spec.checkpoint, self.registry, self.device)
+            return PreparedModel(spec.name, model, model.name, sha256_file(folder / WEIGHTS_FILE), spec.checkpoint)
+        return PreparedModel(spec.name, model.to(self.device).eval(), spec.plugin, sha256_file(folder / WEIGHTS_FILE),
+                             str(folder))
+
+    def load_prepared(self, spec: ModelSpec, folder: Path) -> PreparedModel:
+        """``spec``'s model loaded from ``folder`` (its checkpoint, or its trained folder)."""
+        return self._prepared(spec, None if spec.checkpoint else load_checkpoint(folder, self.registry, self.device),
+                              folder)
+
+    def try_load_prepared(self, spec: ModelSpec, folder: Path) -> Optional[PreparedModel]:
+        """As :meth:`load_prepared` for a trained model's folder; None when it is missing or incomplete."""
+        model = self._try_load(folder)
+        return None if model is None else self._prepared(spec, model, folder)
 
     def model_folder(self, spec: ModelSpec) -> Path:
         """The cache folder of a trained model: named by a hash of everything that determines the
@@ -288,50 +380,35 @@ class Runner:
         ensure_folder(self.out, "output_dir")
         atomic_write_text(self.out / "run_config.json", json.dumps(to_plain(self.cfg), indent=2))
         with ResultStore(self.store_path) as store:
-            prepared = self.prepare_models(self.cfg.models, store)
-            for pm in prepared:
-                pm.error = self._check_model(pm)
-            by_label = {pm.label: pm for pm in prepared}
-            cells = self.cells(prepared)
-            results: list[Optional[dict[str, Any]]] = [None] * len(cells)
-            #: the stored row of each cell when first looked at: a row that changes later was written
-            #: by a concurrent run, and is taken as it is (even a failure) instead of computed again
-            first_seen: dict[int, Any] = {}
-            bar = tqdm(total=len(cells), desc=f"run {self.cfg.name}", disable=not self.cfg.progress)
-
-            def done(i: int) -> bool:
-                row = store.get(cells[i].key)
-                mark = None if row is None else (row["created_at"], row["seconds"], row["status"], row["error"])
-                first_seen.setdefault(i, mark)
-                if row is None or (row["status"] != "ok" and mark == first_seen[i]):
-                    return False
-                results[i] = row
-                if row["status"] == "ok":
-                    summary.reused += 1
-                else:
-                    summary.failed += 1
-                bar.update(1)
-                return True
-
-            def compute(i: int) -> None:
-                cell = cells[i]
-                bar.set_postfix_str(cell.label[:60])
-                row = self._run_cell(by_label[cell.model], cell)
-                store.put(row)
-                results[i] = stored = store.get(cell.key)
-                if row["status"] == "ok":
-                    summary.computed += 1
-                else:
-                    summary.failed += 1
-                    tqdm.write(f"cell failed: {cell.label}: {row['error'].splitlines()[0]}")
-                bar.update(1)
-                self.registry.call_hook("latentbench_result_finished", cell=cell, result=stored)
-
-            self._each_once(store, range(len(cells)), lambda i: cells[i].key, done, compute, "cells")
-            bar.close()
-            summary.rows = [r for r in results if r is not None]
+            if self.executor is None:
+                rows = self._run_local(store, summary)
+            else:
+                rows = self.executor.run(self, store, summary)
+            summary.rows = rows
             summary.outputs = write_outputs(summary.rows, self.out)
         return summary
+
+    def _run_local(self, store: ResultStore, summary: RunSummary) -> list[dict[str, Any]]:
+        """Train and evaluate in this process, one cell after another; the rows in cell order."""
+        prepared = self.prepare_models(self.cfg.models, store)
+        for pm in prepared:
+            pm.error = self._check_model(pm)
+        by_label = {pm.label: pm for pm in prepared}
+        cells = self.cells(prepared)
+        progress = CellProgress(len(cells), f"run {self.cfg.name}", self.cfg.progress)
+        book = CellBook(self, store, summary, progress)
+
+        def compute(i: int) -> None:
+            cell = cells[i]
+            progress.started(1, cell.label)
+            book.record(i, cell, self._run_cell(by_label[cell.model], cell))
+
+        try:
+            self._each_once(store, range(len(cells)), lambda i: cells[i].key, lambda i: book.reuse(i, cells[i]),
+                            compute, "cells")
+        finally:
+            progress.close()
+        return [book.results[i] for i in range(len(cells)) if i in book.results]
 
     def _each_once(self, store: ResultStore | None, jobs: Iterable[Any], key: Callable[[Any], str],
                    done: Callable[[Any], bool], work: Callable[[Any], None], what: str) -> None:
@@ -390,12 +467,28 @@ class Runner:
                     f"the checkpoint.")
         return None
 
+    def _row(self, pm: PreparedModel, cell: Cell) -> dict[str, Any]:
+        return {"key": cell.key, "run": self.cfg.name, "model": cell.model, "model_plugin": pm.plugin,
+                "model_hash": pm.weights_hash, "dataset": self.cfg.dataset.name, "protocol": self.cfg.protocol,
+                "attack": cell.attack, "budget": cell.budget, "metric": cell.metric,
+                "config": {"cell": cell.spec, "model_checkpoint": pm.checkpoint, "run": self.cfg.name}}
+
+    def _with_provenance(self, row: dict[str, Any], cell: Cell) -> dict[str, Any]:
+        info = (row.get("result") or {}).get("info", {})
+        row["provenance"] = provenance(seed=self.cfg.seed, device=self.cfg.device, protocol=self.cfg.protocol,
+                                       dataset=self.dataset_id, feature_extractor=info.get("feature_extractor"),
+                                       plugins=cell.spec["plugins"])
+        return row
+
+    def _failed_row(self, pm: PreparedModel, cell: Cell, error: str) -> dict[str, Any]:
+        """The row of a cell that could not be computed (an executor's task that failed every try)."""
+        row = self._row(pm, cell)
+        row.update(status="error", values=None, result=None, error=error, seconds=None)
+        return self._with_provenance(row, cell)
+
     def _run_cell(self, pm: PreparedModel, cell: Cell) -> dict[str, Any]:
         start = time.perf_counter()
-        row = {"key": cell.key, "run": self.cfg.name, "model": cell.model, "model_plugin": pm.plugin,
-               "model_hash": pm.weights_hash, "dataset": self.cfg.dataset.name, "protocol": self.cfg.protocol,
-               "attack": cell.attack, "budget": cell.budget, "metric": cell.metric,
-               "config": {"cell": cell.spec, "model_checkpoint": pm.checkpoint, "run": self.cfg.name}}
+        row = self._row(pm, cell)
         try:
             if pm.error:
                 raise NonFiniteError(pm.error)
@@ -407,12 +500,9 @@ class Runner:
                 msg += "\n" + traceback.format_exc(limit=6)
             row.update(status="error", values=None, result=None, error=msg)
         row["seconds"] = time.perf_counter() - start
-        info = (row.get("result") or {}).get("info", {})
-        row["provenance"] = provenance(seed=self.cfg.seed, device=self.cfg.device, protocol=self.cfg.protocol,
-                                       dataset=self.dataset_id, feature_extractor=info.get("feature_extractor"),
-                                       plugins=cell.spec["plugins"])
-        return row
+        return self._with_provenance(row, cell)
 
 
-def run_config(cfg: RunConfig, registry: Registry | None = None) -> RunSummary:
-    return Runner(cfg, registry).run()
+def run_config(cfg: RunConfig, registry: Registry | None = None, **executor: Any) -> RunSummary:
+    """Run ``cfg``; ``executor``: the :class:`Runner`'s executor arguments (executor="ray", ...)."""
+    return Runner(cfg, registry, **executor).run()

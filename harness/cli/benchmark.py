@@ -9,9 +9,10 @@ override it (``--model`` = plugin, ``--checkpoint``, ``--name``, ``--set`` = con
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from latentbench.cli.options import add_shared_options, device_from, merged, parse_set, registry_for
+from latentbench.cli.options import add_shared_options, device_from, executor_from, merged, parse_set, registry_for
 from latentbench.errors import ConfigError
 
 #: where entries go (``leaderboard/<protocol>/<name>.json``)
@@ -45,15 +46,34 @@ def cmd_benchmark(args) -> int:
                            train=spec.train or TrainConfig(), checkpoint=spec.checkpoint, name=spec.name,
                            paper=args.paper, device=device_from(args, (raw.get("train") or {}).get("device")),
                            data_root=args.data_root, work_dir=args.work_dir, save_checkpoint_to=args.save_checkpoint,
-                           regenerate=args.regenerate, progress=not args.no_progress)
-    entry = evaluate(req, registry_for(args))
+                           regenerate=args.regenerate, progress=not args.no_progress, **executor_from(args))
     out = Path(args.out or Path(LEADERBOARD_DIR) / args.protocol / f"{req.label}.json")
+    # the entry's checkpoint path is relative to the repository root, the leaderboard folder's parent
+    # (where `leaderboard validate/verify` look), and must keep the path rule
+    root = out.resolve().parent.parent.parent
+    if not req.save_checkpoint_to:
+        req.save_checkpoint_to = os.path.relpath(root / "runs" / "leaderboard-checkpoints" / args.protocol / req.label)
+    _check_checkpoint_path(req.save_checkpoint_to, root, out.resolve().parent.parent.name)
+    entry = evaluate(req, registry_for(args), repo_root=root)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(entry, indent=1) + "\n")
     print(f"{req.label} under {args.protocol}: clean MSE {entry['reported']['clean']['mse']:.5f}, "
           f"{len(entry['reported']['results'])} results in {entry['provenance']['run_seconds']:.1f}s")
     print(f"entry: {out}\ncheckpoint: {entry['checkpoint']['path']} (sha256 {entry['checkpoint']['sha256'][:16]}...)")
     return 0
+
+
+def _check_checkpoint_path(dest: str, root: Path, leaderboard_name: str) -> None:
+    """Refuse, before any work, a --save-checkpoint folder the entry could not name (path rule)."""
+    from latentbench.leaderboard.validate import checkpoint_path_problem, path_rule
+
+    try:
+        rel = str(Path(dest).resolve().relative_to(root.resolve()))
+    except ValueError:
+        rel = None
+    problem = "is outside the repository" if rel is None else checkpoint_path_problem(rel, root, leaderboard_name)
+    if problem:
+        raise ConfigError("--save-checkpoint", f"'{dest}' {problem}", path_rule(leaderboard_name))
 
 
 def add_commands(sub) -> None:
@@ -66,13 +86,16 @@ def add_commands(sub) -> None:
     src.add_argument("--checkpoint", help="saved checkpoint folder (config.json + model.safetensors)")
     p.add_argument("--config", help="YAML with one model entry, as in a run config's 'models:' "
                                     "({plugin, config: {...}, train: {...}} or {checkpoint}); flags override it")
-    add_shared_options(p, "benchmark", "device", "data_root", "set", "work_dir", "no_progress")
+    add_shared_options(p, "benchmark", "device", "data_root", "set", "work_dir", "no_progress", "executor", "ray_address")
     p.add_argument("--train-epochs", type=int, help="training epochs (default 10)")
     p.add_argument("--batch-size", type=int, help="training batch size (default 128)")
     p.add_argument("--out", help="entry file (default leaderboard/<protocol>/<name>.json)")
     p.add_argument("--paper", help="link to the paper describing the model")
     p.add_argument("--name", help="label of the entry (default: the model plugin or checkpoint folder name)")
-    p.add_argument("--save-checkpoint", help="copy the evaluated checkpoint to this folder (recorded in the entry)")
+    p.add_argument("--save-checkpoint", help="copy the evaluated checkpoint to this folder (recorded in the entry); "
+                                             "it must lie in leaderboard/checkpoints/ or "
+                                             "runs/leaderboard-checkpoints/ (default: "
+                                             "runs/leaderboard-checkpoints/<protocol>/<name>)")
     p.add_argument("--regenerate", help="command that rebuilds the checkpoint, stored in the entry "
                                         "(default: the benchmark command itself)")
     p.set_defaults(func=cmd_benchmark)

@@ -26,6 +26,7 @@ import numpy as np
 
 from latentbench.leaderboard.render import (Column, Table, Z95, _arrow, cell_text, curve_series, flags_of, fmt,
                                             pages_dir, status_of)
+from latentbench.leaderboard.validate import rebuild_command
 
 ENTRY_TEMPLATE_PATH = Path(__file__).resolve().parent / "entry.html"
 #: the rows of the image grid: (key in info.examples, row label)
@@ -181,7 +182,9 @@ def render_entry_page(t: Table, entry: dict, rank: int, index_href: str = "../..
              ("model plugin", entry["model"]["plugin"]), ("status", status_of(entry))]
     if entry.get("paper"):
         about.append(("paper", entry["paper"]))
-    about += [("checkpoint sha256", entry["checkpoint"]["sha256"]), ("regenerate", entry["checkpoint"]["regenerate"])]
+    # the submitter's checkpoint.regenerate is data, not a command we vouch for: only the command
+    # built from checked fields is shown as one
+    about += [("checkpoint sha256", entry["checkpoint"]["sha256"]), ("rebuild", rebuild_command(entry))]
     body.append(_kv_table(about, num=False))
     body += ["<h2>Main columns</h2>",
              _kv_table([(c.header + _arrow(c), cell_text(c, entry)) for c in t.main or []], ("column", "value")),

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Optional
 
 from latentbench.checkpoint import WEIGHTS_FILE, sha256_file
@@ -148,18 +149,91 @@ def protocol_errors(entry: dict[str, Any], folder: Optional[str], registry) -> l
     return errs
 
 
-def checkpoint_errors(entry: dict[str, Any], repo_root: Path) -> list[str]:
+#: where checkpoint folders may live, relative to the repository root (the leaderboard folder's
+#: parent): small ones kept in git, large ones in the ignored runs/ (by convention <protocol>/<name>/)
+CHECKPOINT_ROOTS = (("leaderboard", "checkpoints"), ("runs", "leaderboard-checkpoints"))
+#: model plugin and protocol names that may appear in a command we print
+SAFE_NAME = re.compile(r"^[a-z0-9_-]+$")
+
+
+def path_rule(leaderboard_name: str = "leaderboard") -> str:
+    roots = dict.fromkeys([f"{leaderboard_name}/checkpoints"] + ["/".join(r) for r in CHECKPOINT_ROOTS])
+    return ("checkpoint.path must be a relative path inside " + " or ".join(f"{r}/" for r in roots)
+            + " of the repository (no '..', not absolute, no symlink leading outside)")
+
+
+def checkpoint_path_problem(path: str, repo_root: Path, leaderboard_name: str = "leaderboard") -> Optional[str]:
+    """Why ``path`` breaks the path rule (None: it keeps it). The folder need not exist; the parts
+    of it that do must not be symlinks leading out of its checkpoint root."""
+    raw = path.replace("\\", "/")
+    segments = raw.split("/")
+    if not path or "\0" in path or raw.startswith("/") or PureWindowsPath(path).drive:
+        return "is absolute or empty"
+    if ".." in segments:
+        return "has a '..' component"
+    parts = PurePosixPath(raw).parts  # drops '.' and empty segments
+    roots = {(leaderboard_name, "checkpoints"), *CHECKPOINT_ROOTS}
+    root = next((r for r in roots if parts[:2] == r), None)
+    if root is None or len(parts) < 3:
+        return "is not a folder inside a checkpoint root"
+    real_root = (repo_root / root[0] / root[1]).resolve()
+    real = (repo_root / raw).resolve()
+    if real != real_root and real_root not in real.parents:
+        return f"leads outside {'/'.join(root)}/ through a symlink (resolves to {real})"
+    return None
+
+
+def checkpoint_path_errors(entry: dict[str, Any], repo_root: Path, leaderboard_name: str = "leaderboard") -> list[str]:
+    """The path rule (:data:`CHECKPOINT_ROOTS`) for the entry's ``checkpoint.path`` (null: no folder)."""
+    ck = entry.get("checkpoint")
+    path = ck.get("path") if isinstance(ck, dict) else None
+    if not isinstance(path, str):
+        return []  # null, or the schema reports the type
+    problem = checkpoint_path_problem(path, Path(repo_root), leaderboard_name)
+    if problem is None:
+        return []
+    return [f"checkpoint.path: '{path[:80]}' {problem}; {path_rule(leaderboard_name)}"]
+
+
+def rebuild_command(entry: dict[str, Any]) -> str:
+    """A command that rebuilds an entry's checkpoint, built here from checked fields only (a
+    registered-looking protocol name, a model plugin name of [a-z0-9_-], the entry's name, a path
+    that keeps the path rule): nothing of a submitted entry is printed as a command verbatim. The
+    submitter's training settings are data in model.config and checkpoint.regenerate."""
+    import shlex
+
+    proto = str((entry.get("protocol") or {}).get("name", ""))
+    plugin = str((entry.get("model") or {}).get("plugin", ""))
+    if not (SAFE_NAME.match(proto) and SAFE_NAME.match(plugin)):
+        return "latentbench benchmark --protocol PROTOCOL --model PLUGIN (the entry's names are not plain names)"
+    parts = ["latentbench", "benchmark", "--protocol", proto, "--model", plugin]
+    name = entry.get("name")
+    if isinstance(name, str) and re.match(r"^[A-Za-z0-9_.+-]+$", name):
+        parts += ["--name", name]
+    return " ".join(shlex.quote(x) for x in parts) + " ...settings from the entry's model.config"
+
+
+def checkpoint_errors(entry: dict[str, Any], repo_root: Path, leaderboard_name: str = "leaderboard") -> list[str]:
     ck = entry.get("checkpoint")
     if not isinstance(ck, dict) or not isinstance(ck.get("path"), str):
         return []
+    errs = checkpoint_path_errors(entry, repo_root, leaderboard_name)
+    if errs:
+        return errs  # never read a file the rule forbids
     weights = repo_root / ck["path"] / WEIGHTS_FILE
-    if not weights.exists():
-        return []  # large checkpoints stay out of git; `regenerate` says how to rebuild them
+    if not weights.is_file():
+        return []  # large checkpoints stay out of git; model.config says how they were built
     actual = sha256_file(weights)
     if actual != ck.get("sha256"):
         return [f"checkpoint.sha256: {ck['path']}/{WEIGHTS_FILE} has sha256 {actual}, the entry says {ck.get('sha256')}; "
                 f"the checkpoint changed after the entry was written: re-run `latentbench benchmark` on it"]
     return []
+
+
+def printable(line: str) -> str:
+    """One output line per problem whatever a submitted entry holds: control characters (a key
+    "\\r", a newline in a name) are escaped, so an entry cannot forge lines of the report."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in line)
 
 
 @dataclass
@@ -192,31 +266,40 @@ def validate_tree(directory: str | Path = "leaderboard", registry=None,
         try:
             data = json.loads(p.read_text())
         except json.JSONDecodeError as e:
-            errors.append(f"{rel}: (file): not valid JSON: {e}")
+            errors.append(printable(f"{rel}: (file): not valid JSON: {e}"))
             continue
         errs = schema_errors(data, schema)
         if not errs:
             errs += protocol_errors(data, p.parent.name, registry)
             errs += range_errors(data, registry)
-            errs += checkpoint_errors(data, repo_root)
+            errs += checkpoint_errors(data, repo_root, d.resolve().name)
             if data["name"] != p.stem:
                 errs.append(f"name: entry '{data['name']}' is stored as {p.name}; name the file {data['name']}.json")
-        errors += [f"{rel}: {e}" for e in errs]
+        errors += [printable(f"{rel}: {e}") for e in errs]
         loaded.append(LoadedEntry(p, data))
-    errors += duplicate_errors(loaded, d)
+    errors += [printable(e) for e in duplicate_errors(loaded, d)]
     return errors, loaded
+
+
+def _text_at(data: Any, *keys: str) -> Optional[str]:
+    """The string at ``data[k1][k2]...`` (None where a level is missing or of another type)."""
+    for k in keys:
+        data = data.get(k) if isinstance(data, dict) else None
+    return data if isinstance(data, str) else None
 
 
 def duplicate_errors(entries: list[LoadedEntry], directory: Path) -> list[str]:
     errs, names, hashes = [], {}, {}
     for e in entries:
-        proto = (e.data.get("protocol") or {}).get("name")
+        proto, name, sha = (_text_at(e.data, "protocol", "name"), _text_at(e.data, "name"),
+                            _text_at(e.data, "checkpoint", "sha256"))
+        if proto is None or name is None:
+            continue  # the schema reports the field
         rel = e.path.relative_to(directory)
-        key = (proto, e.data.get("name"))
+        key = (proto, name)
         if key in names:
             errs.append(f"{rel}: name: duplicate entry '{key[1]}' under protocol {proto} (also in {names[key]})")
         names.setdefault(key, rel)
-        sha = (e.data.get("checkpoint") or {}).get("sha256")
         if sha and (proto, sha) in hashes:
             errs.append(f"{rel}: checkpoint.sha256: the same checkpoint is already entered under {proto} as "
                         f"{hashes[(proto, sha)]}; one entry per checkpoint and protocol")

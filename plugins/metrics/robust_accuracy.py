@@ -16,8 +16,10 @@ robust after the previous ones, every attack starting from the clean image: (1) 
 (APGD-CE through the autoencoder), (2) ``latent_space`` towards the codes of the nearest evaluation
 images of other classes (several targets), (3) ``max_damage``, (4) ``random_search`` (gradient-free,
 fixed query budget). The robust flags are saved after every stage under the cache folder, so a killed
-evaluation resumes where it stopped (each stage draws from its own seeded generator, so a resumed run
-ends with the same numbers). Sanity checks after Carlini et al. ("On evaluating adversarial
+evaluation resumes where it stopped. The images are attacked in fixed chunks (``chunk``), each with its
+own generator derived from (seed, ε, attack, image range), so a resumed run ends with the same numbers
+and any few images can be recomputed alone, exactly as in the full run (:meth:`RobustAccuracy.images`;
+`leaderboard verify` checks a random subset of an entry's per-image records this way). Sanity checks after Carlini et al. ("On evaluating adversarial
 robustness") and AutoAttack's automatic checks are computed every time and stored as flags.
 """
 
@@ -49,7 +51,7 @@ from latentbench.plugins.metrics._reference_classifier import load_reference_cla
 from latentbench.seeding import component_generator
 
 #: bump when the ensemble's code changes what a stage computes: saved stages of other formats are not resumed
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: one generator per chunk of images (per-image reproducible)
 
 #: the ensemble, in the order it runs
 ENSEMBLE = ("reconstruction_ce", "latent_space", "max_damage", "random_search")
@@ -97,6 +99,11 @@ class RobustAccuracyConfig(MetricConfig):
     #: run each attack only on images the previous ones left robust (AutoAttack's schedule); False
     #: runs every attack on every clean-correct image (same robust flags, for benchmarks and audits)
     early_stop: bool = True
+    #: images attacked together, with one generator derived from (seed, ε, attack, image range): an
+    #: image's result depends only on its chunk, so one chunk can be recomputed alone, exactly
+    #: (`leaderboard verify`). Smaller: cheaper checks, slower full runs (more, smaller batches;
+    #: digits-v2's ensemble on 256 images, one CPU thread: chunk 256 16.2 s, 128 20.4 s, 64 30.6 s)
+    chunk: int = 128
 
     def validate(self) -> None:
         if not self.classifier:
@@ -105,7 +112,7 @@ class RobustAccuracyConfig(MetricConfig):
         if not b or any(v <= 0 for v in b) or b != sorted(set(b)):
             raise ValueError(f"budgets must be increasing positive numbers, got {self.budgets}")
         for k in ("ce_steps", "ce_restarts", "latent_targets", "latent_steps", "max_damage_steps",
-                  "max_damage_restarts", "random_queries", "batch_size", "check_subset"):
+                  "max_damage_restarts", "random_queries", "batch_size", "check_subset", "chunk"):
             if int(getattr(self, k)) < 1:
                 raise ValueError(f"{k} must be >= 1")
 
@@ -121,6 +128,77 @@ def _frac(mask: Tensor) -> float:
 
 def _key(v: float) -> str:
     return f"{float(v):g}"
+
+
+@dataclass
+class _Setup:
+    """What :meth:`RobustAccuracy._setup` computes once on all evaluation images."""
+
+    model: Any
+    clf: Any
+    clf_meta: dict
+    x: Tensor
+    y: Tensor
+    n: int
+    K: int
+    budgets: list
+    r_clean: Tensor
+    correct: Tensor
+    targets: Tensor
+    T: int
+    ms_setup: Any
+
+
+def robust_flags(records: dict[str, np.ndarray], budgets: list[float]) -> dict[str, np.ndarray]:
+    """``robust@ε`` per image from the primary records: clean-correct and not broken at any ε' <= ε
+    (the same δ is feasible at ε, so the curve never rises)."""
+    correct = np.asarray(records["clean_correct"]).astype(bool)
+    cum = np.zeros(len(correct), dtype=bool)
+    out = {}
+    for eps in budgets:
+        cum |= ~correct | (np.asarray(records[f"first_breaking_attack@{_key(eps)}"]) >= 0)
+        out[f"robust@{_key(eps)}"] = (~cum).astype(np.int8)
+    return out
+
+
+def aggregate_images(records: dict[str, np.ndarray], budgets: list[float]) -> dict[str, float]:
+    """Every value derived from the per-image records alone, computed the same way from the
+    metric's own tensors and from an entry's stored records (exact counts and a correctly rounded
+    sum, so `leaderboard verify` can compare with ==)."""
+    correct = np.asarray(records["clean_correct"]).astype(bool)
+    n = len(correct)
+    values: dict[str, float] = {"n_images": float(n)}
+    cum = np.zeros(n, dtype=bool)
+    nonmono = np.zeros(n, dtype=bool)
+    accs, robust = [], []
+    for eps in budgets:
+        k = _key(eps)
+        first = np.asarray(records[f"first_breaking_attack@{k}"]).astype(np.int64)
+        broken = ~correct | (first >= 0)
+        nonmono |= cum & ~broken
+        cum |= broken
+        acc = int((~cum).sum()) / n
+        accs.append(acc)
+        robust.append(~cum)
+        values[f"robust_accuracy@{k}"] = acc
+        values[f"robust_accuracy@{k}_se"] = _se(acc, n)
+        worst = np.asarray(records[f"worst_fidelity@{k}"], dtype=np.float64)
+        attacked = correct  # every clean-correct image meets the first attack
+        # no image attacked (every clean reconstruction misclassified): the worst fidelity, 0
+        values[f"robust_fidelity@{k}"] = math.fsum(worst[attacked].tolist()) / int(attacked.sum()) \
+            if attacked.any() else 0.0
+        for ai, name in enumerate(ENSEMBLE):
+            values[f"broken_first_by_{name}@{k}"] = float((first == ai).sum())
+    clean = int(correct.sum()) / n
+    values["clean_accuracy"] = clean
+    values["clean_accuracy_se"] = _se(clean, n)
+    values["robust_accuracy_mean"] = float(np.mean(accs))
+    # images are shared between budgets, so the SE of the mean is that of the per-image mean score
+    per_image = np.stack(robust).astype(np.float64).mean(0)
+    values["robust_accuracy_mean_se"] = float(per_image.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    values["nonmonotone_fraction"] = int(nonmono.sum()) / n
+    values["gradient_free_fraction"] = values[f"broken_first_by_random_search@{_key(budgets[-1])}"] / n
+    return values
 
 
 class _State:
@@ -212,7 +290,10 @@ class RobustAccuracy(Metric):
         return Path(ctx.cache_dir) / "robust_accuracy" / f"{h.hexdigest()[:24]}.json"
 
     # -- the evaluation ------------------------------------------------------------------------------
-    def compute(self, ctx: MetricContext) -> MetricResult:
+    def _setup(self, ctx: MetricContext) -> "_Setup":
+        """What every image's attacks depend on, computed on all evaluation images (cheap, and the
+        same whether all images or a few are then attacked): clean reconstructions and predictions,
+        and the latent targets (nearest codes of other classes among all images)."""
         c = self.config
         if ctx.y is None:
             raise LatentBenchError(f"robust_accuracy needs labelled evaluation data; dataset '{ctx.dataset}' has none")
@@ -226,29 +307,38 @@ class RobustAccuracy(Metric):
         n, K = len(ctx.x), int(ctx.num_classes or clf_meta["num_classes"])
         self._check_inputs(ctx, K)
         x, y = ctx.x.to(dev), ctx.y.to(dev).long()
-        budgets = [float(b) for b in c.budgets]
-        state = _State(self._state_path(ctx, model, clf, self.config.to_dict()))
-
         r_clean = self._recon(model, x)
         correct = self._pred(clf, r_clean) == y
-        setup = setup_for_size(x.shape[-2], x.shape[-1])
-        values: dict[str, float] = {"n_images": float(n)}
-        flags: dict[str, bool] = {}
-        per_sample: dict[str, np.ndarray] = {"clean_correct": correct.cpu().numpy().astype(np.int8)}
-
-        # codes of every evaluation image: latent targets are the nearest codes of other classes
         with torch.no_grad():
             codes = encode_means(model, x, int(c.batch_size))
             dist = torch.cdist(codes, codes)
             dist[y[:, None] == y[None, :]] = float("inf")
             T = min(int(c.latent_targets), max(n - int(torch.bincount(y).max()), 1))
             targets = dist.topk(T, dim=1, largest=False).indices  # (n, T)
+        return _Setup(model, clf, clf_meta, x, y, n, K, [float(b) for b in c.budgets], r_clean, correct, targets, T,
+                      setup_for_size(x.shape[-2], x.shape[-1]))
 
-        ex_idx = torch.arange(min(int(c.examples), n), device=dev)
-        examples: dict[str, Any] = {}
-        broken_raw: dict[float, Tensor] = {}
-        for eps in budgets:
-            broken = ~correct
+    def _chunks(self, n: int, images: Optional[Tensor] = None) -> list[tuple[int, int]]:
+        """The [lo, hi) image ranges attacked together (all of them, or those holding ``images``)."""
+        size = int(self.config.chunk)
+        ids = range(-(-n // size)) if images is None else sorted({int(i) // size for i in images.tolist()})
+        return [(i * size, min((i + 1) * size, n)) for i in ids]
+
+    def _ensemble(self, ctx: MetricContext, s: "_Setup", chunks: list[tuple[int, int]], state: "_State",
+                  examples: int) -> tuple[dict[float, Tensor], ...]:
+        """Run the ensemble on the images of ``chunks``; per ε: the raw broken flags, the index of
+        the first breaking attack (-1: none) and the worst MS-SSIM (NaN: not attacked), each (n,), and
+        the example grid's adversarial inputs.
+
+        Each chunk of images is attacked with its own generator, derived from (seed, ε, attack,
+        image range), and as its own batch: an image's result depends only on its chunk, so the
+        chunks holding a few images reproduce the full run's results for them exactly (`leaderboard
+        verify` recomputes a random subset of images this way)."""
+        c, x, y, n, dev = self.config, s.x, s.y, s.n, s.x.device
+        ex_idx = torch.arange(min(examples, n), device=dev)
+        broken_raw, firsts, worsts, ex_advs = {}, {}, {}, {}
+        for eps in s.budgets:
+            broken = ~s.correct
             first = torch.full((n,), -1, dtype=torch.long, device=dev)
             worst = torch.full((n,), float("nan"), dtype=x.dtype, device=dev)
             ex_adv = x[ex_idx].clone()
@@ -263,79 +353,103 @@ class RobustAccuracy(Metric):
                                          device=dev)
                     ex_adv = torch.tensor(saved["ex_adv"], dtype=x.dtype, device=dev).view_as(ex_adv)
                     continue
-                todo = torch.nonzero(~broken if c.early_stop else correct).flatten()
-                gen = component_generator(ctx.seed, "robust_accuracy", _key(eps), name)
-                atk = self._attack(name, model, clf, eps, gen)
-                rounds = range(T) if name == "latent_space" else range(1)
-                for t in rounds:
-                    if todo.numel() == 0:
-                        break
-                    tgt = x[targets[todo, t]] if name == "latent_space" else None
-                    xa = self._run_attack(atk, x[todo], y[todo], tgt)
-                    ra = self._recon(model, xa)
-                    fooled = self._pred(clf, ra) != y[todo]
-                    ms = ms_ssim_pairs(r_clean[todo], ra, setup).to(x.dtype)
-                    worst[todo] = torch.fmin(worst[todo], ms)
-                    newly = todo[fooled & ~broken[todo]]
-                    broken[newly] = True
-                    first[newly] = ai
-                    # the grid shows, per example image, the first breaking input (else the last attempt)
-                    for j, i in enumerate(todo.tolist()):
-                        if i < len(ex_idx):
-                            ex_adv[i] = xa[j]
-                    todo = todo[~fooled]
+                for lo, hi in chunks:
+                    idx = torch.arange(lo, hi, device=dev)
+                    todo = idx[~broken[idx]] if c.early_stop else idx[s.correct[idx]]
+                    gen = component_generator(ctx.seed, "robust_accuracy", _key(eps), name, f"images {lo}-{hi}")
+                    self._attack_chunk(s, name, ai, eps, gen, todo, broken, first, worst, ex_adv)
                 state.put(stage, {"broken": broken.tolist(), "first": first.tolist(),
                                   "worst": [None if math.isnan(v) else v for v in worst.tolist()],
                                   "ex_adv": ex_adv.flatten().tolist()})
-            broken_raw[eps] = broken.clone()
-            k = _key(eps)
-            per_sample[f"first_breaking_attack@{k}"] = first.cpu().numpy()
-            attacked = ~torch.isnan(worst)
-            # no image attacked (every clean reconstruction misclassified): the worst fidelity, 0
-            values[f"robust_fidelity@{k}"] = float(worst[attacked].mean()) if bool(attacked.any()) else 0.0
-            for ai, name in enumerate(ENSEMBLE):
-                values[f"broken_first_by_{name}@{k}"] = float((first == ai).sum())
-            if eps == budgets[len(budgets) // 2]:
-                with torch.no_grad():
-                    examples = {"eps": eps, "index": ex_idx.tolist(), "label": y[ex_idx].tolist(),
-                                "x": x[ex_idx].cpu().numpy().round(4).tolist(),
-                                "r_x": r_clean[ex_idx].cpu().numpy().round(4).tolist(),
-                                "x_adv": ex_adv.cpu().numpy().round(4).tolist(),
-                                "r_x_adv": self._recon(model, ex_adv).cpu().numpy().round(4).tolist(),
-                                "pred_clean": self._pred(clf, r_clean[ex_idx]).tolist(),
-                                "pred_adv": self._pred(clf, self._recon(model, ex_adv)).tolist()}
+            broken_raw[eps], firsts[eps], worsts[eps], ex_advs[eps] = broken.clone(), first, worst, ex_adv
+        return broken_raw, firsts, worsts, ex_advs
 
-        # broken at ε' <= ε means broken at ε (the same δ is feasible): the curve never rises
-        cum = torch.zeros(n, dtype=torch.bool, device=dev)
-        nonmono = torch.zeros(n, dtype=torch.bool, device=dev)
-        accs = []
-        for eps in budgets:
-            nonmono |= cum & ~broken_raw[eps]
-            cum = cum | broken_raw[eps]
-            acc = _frac(~cum)
-            accs.append(acc)
-            values[f"robust_accuracy@{_key(eps)}"] = acc
-            values[f"robust_accuracy@{_key(eps)}_se"] = _se(acc, n)
-            per_sample[f"robust@{_key(eps)}"] = (~cum).cpu().numpy().astype(np.int8)
-        clean = _frac(correct)
-        values["clean_accuracy"] = clean
-        values["clean_accuracy_se"] = _se(clean, n)
-        values["robust_accuracy_mean"] = float(np.mean(accs))
-        # images are shared between budgets, so the SE of the mean is that of the per-image mean score
-        per_image = torch.stack([per_sample_t.float() for per_sample_t in
-                                 [torch.as_tensor(per_sample[f"robust@{_key(e)}"]) for e in budgets]]).mean(0)
-        values["robust_accuracy_mean_se"] = float(per_image.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0
-        values["nonmonotone_fraction"] = _frac(nonmono)
-        flags["nonmonotone"] = values["nonmonotone_fraction"] > 0.01
+    def _attack_chunk(self, s: "_Setup", name: str, ai: int, eps: float, gen, todo: Tensor, broken: Tensor,
+                      first: Tensor, worst: Tensor, ex_adv: Tensor) -> None:
+        """One attack of the ensemble on the images ``todo`` of one chunk; updates the flags in place."""
+        x, y = s.x, s.y
+        atk = self._attack(name, s.model, s.clf, eps, gen)
+        for t in range(s.T) if name == "latent_space" else range(1):
+            if todo.numel() == 0:
+                break
+            tgt = x[s.targets[todo, t]] if name == "latent_space" else None
+            xa = self._run_attack(atk, x[todo], y[todo], tgt)
+            ra = self._recon(s.model, xa)
+            fooled = self._pred(s.clf, ra) != y[todo]
+            ms = ms_ssim_pairs(s.r_clean[todo], ra, s.ms_setup).to(x.dtype)
+            worst[todo] = torch.fmin(worst[todo], ms)
+            newly = todo[fooled & ~broken[todo]]
+            broken[newly] = True
+            first[newly] = ai
+            # the grid shows, per example image, the first breaking input (else the last attempt)
+            for j, i in enumerate(todo.tolist()):
+                if i < len(ex_adv):
+                    ex_adv[i] = xa[j]
+            todo = todo[~fooled]
+
+    def images(self, ctx: MetricContext, indices) -> dict[str, np.ndarray]:
+        """The per-image records (``per_sample``) of the evaluation images ``indices`` only, exactly
+        as the full :meth:`compute` reports them: only the chunks holding these images are attacked.
+        What `leaderboard verify` recomputes for a random subset of an entry's images."""
+        s = self._setup(ctx)
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= s.n):
+            raise LatentBenchError(f"robust_accuracy: image indices must lie in [0, {s.n}), got {idx.tolist()[:5]}...")
+        _, firsts, worsts, _ = self._ensemble(ctx, s, self._chunks(s.n, idx), _State(None), 0)
+        full = self._records(s.correct, firsts, worsts)
+        return {k: v[idx.numpy()] for k, v in full.items()}
+
+    @classmethod
+    def sample_images(cls, config: dict[str, Any], n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+        """At least ``k`` of ``n`` images for `leaderboard verify` to recompute: whole chunks drawn at
+        random, so the check costs about ``k`` images (each chunk is attacked as a whole anyway)."""
+        size = int(config.get("chunk", cls.config_class().chunk))
+        picked: list[int] = []
+        for c in rng.permutation(-(-n // size)).tolist():
+            if len(picked) >= k:
+                break
+            picked += range(c * size, min((c + 1) * size, n))
+        return np.array(sorted(picked), dtype=np.int64)
+
+    @staticmethod
+    def _records(correct: Tensor, firsts: dict[float, Tensor], worsts: dict[float, Tensor]) -> dict[str, np.ndarray]:
+        """Per-image records: clean correctness, per ε the first breaking attack (-1: none) and the
+        worst MS-SSIM over the ensemble (0: not attacked), and the robust flags they imply."""
+        rec: dict[str, np.ndarray] = {"clean_correct": correct.cpu().numpy().astype(np.int8)}
+        for eps in firsts:
+            rec[f"first_breaking_attack@{_key(eps)}"] = firsts[eps].cpu().numpy().astype(np.int8)
+            # 0 where not attacked (clean reconstruction misclassified): NaN would not compare equal
+            rec[f"worst_fidelity@{_key(eps)}"] = torch.where(correct, worsts[eps], 0.0).cpu().numpy().astype(np.float32)
+        rec.update(robust_flags(rec, list(firsts)))
+        return rec
+
+    def compute(self, ctx: MetricContext) -> MetricResult:
+        c = self.config
+        s = self._setup(ctx)
+        model, clf, x, y, n, K, budgets = s.model, s.clf, s.x, s.y, s.n, s.K, s.budgets
+        state = _State(self._state_path(ctx, model, clf, self.config.to_dict()))
+        _, firsts, worsts, ex_advs = self._ensemble(ctx, s, self._chunks(n), state, int(c.examples))
+        per_sample = self._records(s.correct, firsts, worsts)
+        values = aggregate_images(per_sample, budgets)
+        flags: dict[str, bool] = {"nonmonotone": values["nonmonotone_fraction"] > 0.01}
+        mid = budgets[len(budgets) // 2]
+        ex_idx = torch.arange(min(int(c.examples), n), device=x.device)
+        ex_adv = ex_advs[mid]
+        with torch.no_grad():
+            examples = {"eps": mid, "index": ex_idx.tolist(), "label": y[ex_idx].tolist(),
+                        "x": x[ex_idx].cpu().numpy().round(4).tolist(),
+                        "r_x": s.r_clean[ex_idx].cpu().numpy().round(4).tolist(),
+                        "x_adv": ex_adv.cpu().numpy().round(4).tolist(),
+                        "r_x_adv": self._recon(model, ex_adv).cpu().numpy().round(4).tolist(),
+                        "pred_clean": self._pred(clf, s.r_clean[ex_idx]).tolist(),
+                        "pred_adv": self._pred(clf, self._recon(model, ex_adv)).tolist()}
 
         # -- sanity checks ------------------------------------------------------------------------
         share = float(torch.bincount(y, minlength=K).max()) / n
         values["largest_class_share"] = share
-        flags["collapsed"] = clean <= share + 2 * _se(share, n)
-        values.update(self._checks(ctx, model, clf, x, y, correct, r_clean, budgets, K, state, flags))
-        gf = values[f"broken_first_by_random_search@{_key(budgets[-1])}"] / n
-        values["gradient_free_fraction"] = gf
-        flags["gradient_masking"] = gf > c.masking_tolerance
+        flags["collapsed"] = values["clean_accuracy"] <= share + 2 * _se(share, n)
+        values.update(self._checks(ctx, model, clf, x, y, s.correct, s.r_clean, budgets, K, state, flags))
+        flags["gradient_masking"] = values["gradient_free_fraction"] > c.masking_tolerance
         dists = self._other_class_distances(ctx, x, y)
         if dists is not None:
             values["nearest_other_class_min"] = float(dists.min())
@@ -344,11 +458,17 @@ class RobustAccuracy(Metric):
         for k, v in flags.items():
             values[f"flag_{k}"] = float(bool(v))
         raised = [k for k, v in flags.items() if v]
-        info = {"classifier": {k: clf_meta.get(k) for k in ("name", "sha256", "test_accuracy",
-                                                           "test_robust_accuracy_pgd_l2_50x2")},
+        info = {"classifier": {k: s.clf_meta.get(k) for k in ("name", "sha256", "test_accuracy",
+                                                                     "test_robust_accuracy_pgd_l2_50x2")},
                 "ensemble": list(ENSEMBLE), "flags": raised, "flag_messages": {k: FLAGS[k] for k in raised},
                 "examples": examples}
         return MetricResult(values=values, per_sample=per_sample, info=info)
+
+    @classmethod
+    def aggregate_images(cls, per_sample: dict[str, np.ndarray], config: dict[str, Any]) -> dict[str, float]:
+        """The values this metric derives from its per-image records alone (`leaderboard verify`
+        recomputes them from an entry's stored records and compares exactly)."""
+        return aggregate_images(per_sample, [float(b) for b in config.get("budgets", cls.config_class().budgets)])
 
     @staticmethod
     def _check_inputs(ctx: MetricContext, K: int) -> None:
