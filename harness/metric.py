@@ -174,7 +174,18 @@ class Metric:
     ``leaderboard`` declares how the leaderboard shows and range-checks the values (see
     :class:`LeaderboardValue`); a metric without declarations gets no column and only the checks
     that hold for every metric (finite values, non-negative ``*_std``, ``adv_norm_mean`` within the
-    cell's budget)."""
+    cell's budget).
+
+    Optional, for metrics whose claims `leaderboard verify` should check per image (the headline
+    ``robust_accuracy`` has all three; the leaderboard looks them up with ``hasattr``):
+
+    - ``aggregate_images(per_sample, config) -> dict`` (classmethod): the metric's reported values
+      recomputed exactly from its per-image records (``MetricResult.per_sample``), so a forged
+      aggregate is caught without running anything;
+    - ``sample_images(config, n, k, rng) -> list[int]`` (classmethod): at least ``k`` of the ``n``
+      images to recompute (e.g. whole chunks when images are attacked in chunks);
+    - ``images(ctx, indices) -> dict``: the per-image records of just those images, bit-identical to
+      the full run's (per-image randomness must therefore not depend on the other images)."""
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[MetricConfig]] = MetricConfig
