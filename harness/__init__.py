@@ -22,6 +22,9 @@ _EXPORTS = {
     "latentbench.protocol": ("Protocol",),
     "latentbench.experiment": ("Experiment", "Finding", "ReproContext", "ReproResult", "experiment"),
     "latentbench.errors": ("LatentBenchError",),
+    # one call for any autoencoder (docs/api.md)
+    "latentbench.api": ("evaluate", "wrap", "EvaluationResult"),
+    "latentbench.zoo": ("load_model",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -66,4 +69,8 @@ __all__ = [
     "ReproResult",
     "Finding",
     "LatentBenchError",
+    "evaluate",
+    "wrap",
+    "EvaluationResult",
+    "load_model",
 ]

@@ -47,7 +47,8 @@ def state_hash(model: torch.nn.Module) -> str:
     h.update(json.dumps({"model": getattr(model, "name", ""), "config": model.config.to_dict()}, sort_keys=True).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        # raw bytes (numpy has no bfloat16, e.g. a half-precision diffusers VAE)
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

@@ -324,7 +324,10 @@ class Runner:
                            "metric": self.identity("metric", m.plugin)}
                 base = {"model_hash": pm.weights_hash, "dataset": self.dataset_id, "metric": m.plugin,
                         "metric_config": to_plain(m.typed_config), "seed": self.cfg.seed, "trials": self.cfg.trials,
-                        "protocol": self.cfg.protocol, "version": __version__, "plugins": plugins}
+                        "protocol": self.cfg.protocol, "version": __version__, "plugins": plugins,
+                        # the cell's seeds derive from the model's label (Runner._context), so the same
+                        # weights under another label are another cell
+                        "label": pm.label}
                 if "attack" not in mcls.needs:
                     out.append(Cell(pm.label, m.label, m.plugin, key=cell_key(base), spec=base,
                                     metric_config=m.typed_config))

@@ -14,7 +14,7 @@ import sys
 from typing import Optional
 
 from latentbench import __version__
-from latentbench.cli import benchmark, leaderboard, options, plugins, reproduce, run, train
+from latentbench.cli import benchmark, leaderboard, options, plugins, reproduce, run, train, zoo
 from latentbench.errors import LatentBenchError
 
 DESCRIPTION = """LatentBench: measure how robust the latent spaces of generative autoencoders are.
@@ -27,7 +27,7 @@ Typical use:
 """
 
 #: the command families, in the order `latentbench --help` lists them
-COMMAND_MODULES = (plugins, run, train, benchmark, leaderboard, reproduce)
+COMMAND_MODULES = (plugins, run, train, benchmark, leaderboard, reproduce, zoo)
 
 __all__ = ["build_parser", "main", "options"]
 
