@@ -31,7 +31,9 @@ TINY = Protocol(
                          "latent_targets": 1, "latent_steps": 3, "max_damage_steps": 3, "random_queries": 5,
                          "check_subset": 8, "chunk": 4}},
              {"plugin": "fid", "config": {"n_samples": 200, "feature_extractor": "domain"}}),
-    tolerances={"default": {"abs": 0.0, "rel": 0.0}},
+    # exact, except FID: its matrix square root runs on a multithreaded BLAS, and two re-runs at the
+    # tests' two threads on a loaded machine differed by 3e-9 relative (89.13680533 vs 89.13680506)
+    tolerances={"default": {"abs": 0.0, "rel": 0.0}, "fid": {"abs": 0.0, "rel": 1e-7}},
     source="tests")
 
 
@@ -142,7 +144,7 @@ def test_a_lowered_fid_is_a_mismatch_of_the_full_re_run(entry, capsys):
     write(entry, data)
     assert verify(entry, "--full", "--write") == 1
     out = capsys.readouterr().out
-    assert f"MISMATCH fid: fid: reported {old - 0.05}, reproduced {old}" in out
+    assert f"MISMATCH fid: fid: reported {old - 0.05}, reproduced " in out
     written = read(entry)
     assert written["reproduced"]["status"] == "mismatch" and written["unreliable"] is True
     # the images mode does not vouch for FID: it passes, and its --write never says `reproduced`
