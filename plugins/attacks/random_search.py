@@ -82,6 +82,9 @@ class RandomSearch(Attack):
             queries += 1
             side = max(1, int(round(cfg.patch * min(H, W))))
             active = torch.nonzero(best_m <= 0).flatten()
+            # the query counter lives on the CPU; its index copy is refreshed only when the active set
+            # changes (every 10 queries), not synchronised with the device on every query
+            active_cpu = active.cpu()
             for q in range(1, cfg.steps):
                 if active.numel() == 0:
                     break
@@ -102,9 +105,10 @@ class RandomSearch(Attack):
                 take = m > best_m[active]
                 best_x[active] = torch.where(take.view(-1, 1, 1, 1), cand, xb)
                 best_m[active] = torch.where(take, m, best_m[active])
-                queries[active.cpu()] += 1
+                queries[active_cpu] += 1
                 if q % 10 == 0:
                     active = active[best_m[active] <= 0]
+                    active_cpu = active.cpu()
         fooled = best_m > 0
         return self.make_result(x, best_x, best_m, int(queries.max()), 0, fooled=fooled.cpu(),
                                 forward_passes_per_input=queries)
