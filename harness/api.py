@@ -46,7 +46,6 @@ import math
 import os
 import re
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -175,11 +174,10 @@ def _code_digest(obj: Any) -> str:
     from latentbench.registry import source_digest
 
     fn = getattr(obj, "__func__", obj)
-    if not inspect.isfunction(fn):
-        return source_digest(obj) or ""
-    path = getattr(sys.modules.get(fn.__module__), "__file__", None)
-    data = Path(path).read_bytes() if path and os.path.isfile(path) else fn.__code__.co_code
-    return hashlib.sha256(data).hexdigest()
+    digest = source_digest(fn)
+    if digest is None and inspect.isfunction(fn):
+        digest = hashlib.sha256(fn.__code__.co_code).hexdigest()
+    return digest or ""
 
 
 def _origin(model: Any) -> tuple[str, str]:

@@ -79,10 +79,11 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> str:
 
 
 def source_digest(obj: Any) -> Optional[str]:
-    """sha256 of the source file of the module that defines ``obj`` (a class, or an instance's
-    class); None when there is no such file (a class built at run time, a frozen module)."""
-    cls = obj if inspect.isclass(obj) else type(obj)
-    module = sys.modules.get(getattr(cls, "__module__", ""), None)
+    """sha256 of the source file of the module that defines ``obj`` (a class or a function, or an
+    instance's class); None when there is no such file (code built at run time, a notebook cell, a
+    frozen module)."""
+    target = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
+    module = sys.modules.get(getattr(target, "__module__", ""), None)
     path = getattr(module, "__file__", None)
     if not path or not os.path.isfile(path):
         return None

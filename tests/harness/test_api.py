@@ -266,15 +266,8 @@ def test_to_entry_refuses_a_subset_result_and_another_name(builtin_result, tmp_p
         full.to_entry(tmp_path / "tiny.json")
 
 
-@pytest.fixture
-def slow_only(request):
-    # the `slow` marker is declared in pyproject.toml, but nothing deselects it by default
-    if "slow" not in (request.config.getoption("-m") or "").replace("not slow", ""):
-        pytest.skip("slow: run with -m slow")
-
-
 @pytest.mark.slow
-def test_to_entry_writes_an_entry_validate_accepts(slow_only, vae, tmp_path, capsys):
+def test_to_entry_writes_an_entry_validate_accepts(vae, tmp_path, capsys):
     """The whole protocol (898 images): about 4 minutes on 2 CPU cores, 10 under load."""
     from latentbench.checkpoint import load_checkpoint
     from latentbench.cli import main
