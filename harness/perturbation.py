@@ -44,6 +44,10 @@ def project(x: Tensor, x_adv: Tensor, eps: float | Tensor, norm: str) -> Tensor:
     the (convex) box, so the result is always feasible, although not the exact Euclidean projection
     onto the intersection (docs/methods.md §0); attacks report the achieved norm.
     """
+    if norm == "linf" and isinstance(eps, (int, float)):
+        # a clamp with number bounds is several times faster on CPU than minimum/maximum against a
+        # tensor (or a clamp with tensor bounds), and gives the same values
+        return (x + (x_adv - x).clamp(-eps, eps)).clamp(0.0, 1.0)
     eps_t = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
     if norm == "linf":
         e = _bcast(eps_t.expand(x.shape[0]), x) if eps_t.dim() else eps_t

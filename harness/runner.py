@@ -497,6 +497,8 @@ class Runner:
                 raise NonFiniteError(pm.error)
             result = self._evaluate(pm, cell)
             row.update(status="ok", values=result["values"], result=result, error=None)
+        except torch.OutOfMemoryError as e:  # CUDA (or other accelerator) memory: say which knob lowers it
+            row.update(status="error", values=None, result=None, error=out_of_memory_message(cell, self.cfg.device, e))
         except Exception as e:  # one failing cell must not stop the run
             msg = f"{type(e).__name__}: {e}"
             if not isinstance(e, LatentBenchError):
@@ -504,6 +506,16 @@ class Runner:
             row.update(status="error", values=None, result=None, error=msg)
         row["seconds"] = time.perf_counter() - start
         return self._with_provenance(row, cell)
+
+
+def out_of_memory_message(cell: Cell, device: str, error: BaseException) -> str:
+    """One line for a cell that ran out of device memory, naming the setting that bounds its batch."""
+    bs = getattr(cell.metric_config, "batch_size", None)
+    knob = (f"lower metric '{cell.metric}''s `config: {{batch_size: ...}}` in the run config (now {bs})" if bs is not None
+            else f"evaluate fewer images at once (metric '{cell.metric}' has no batch_size setting)")
+    first = str(error).splitlines()[0] if str(error) else "out of memory"
+    return (f"OutOfMemoryError: out of memory on {device} in cell {cell.label} ({first}) -- {knob}, "
+            f"or run on another device (--device cpu); finished cells are kept, a re-run computes only the missing ones")
 
 
 def run_config(cfg: RunConfig, registry: Registry | None = None, **executor: Any) -> RunSummary:

@@ -140,21 +140,24 @@ def pgd(
     else:
         x_adv = xr.clone()
     n_rows = x_adv.shape[0]
-    eps_t = torch.as_tensor(float(eps), dtype=x.dtype, device=x.device)  # built once, not per step
+    eps_f = float(eps)  # a number, not a tensor: see perturbation.project
     bshape = (-1,) + (1,) * (x.dim() - 1)
     apgd = schedule == "apgd"
     checkpoints = set(apgd_checkpoints(steps)) if apgd else set()
 
-    # state of every row (R*B); the active rows are the ones still being optimised
+    # The working state holds the rows still being optimised, restart-major, in their original order
+    # (R * B' rows for the B' inputs not done yet). When inputs reach ``stop_at`` their rows are
+    # written to the output buffers and every working tensor is compacted once, at the check, so the
+    # steps themselves do no gather or scatter. Every row sees the same arithmetic, in the same batch
+    # composition, as without compaction.
     best_val = torch.full((n_rows,), -float("inf"), dtype=x.dtype, device=x.device)
     best_x = x_adv.clone()
     fwd = torch.zeros(n_rows, dtype=torch.long, device=x.device)
     bwd = torch.zeros(n_rows, dtype=torch.long, device=x.device)
-    active: Tensor | None = None  # None: all rows (no gather/scatter cost)
+    ids: Tensor | None = None  # original row of each working row; None while no row has left
+    out: dict[str, Tensor] = {}  # output buffers (all n_rows), created at the first compaction
     history = [] if record_history else None
-
-    def rows(t: Tensor) -> Tensor:
-        return t if active is None else t[active]
+    nb = B  # inputs in the working set
 
     # APGD per-row state
     if apgd:
@@ -165,95 +168,103 @@ def pgd(
         last_ck, eta_at_ck = 0, eta.clone()
         best_at_ck = best_val.clone()
 
+    def flush() -> dict[str, Tensor]:
+        """Output buffers with the working rows' current results written in."""
+        if ids is None:
+            return {"val": best_val, "x": best_x, "fwd": fwd, "bwd": bwd}
+        for key, t in (("val", best_val), ("x", best_x), ("fwd", fwd), ("bwd", bwd)):
+            out[key].index_copy_(0, ids, t)
+        return out
+
     for t in range(steps):
-        xa = rows(x_adv).detach().requires_grad_(True)
-        c_a = [rows(c) for c in ctx]
-        val = sign * objective(xa, *c_a)
+        xa = x_adv.detach().requires_grad_(True)
+        val = sign * objective(xa, *ctx)
         (grad,) = torch.autograd.grad(val.sum(), xa)
         with torch.no_grad():
             val = val.detach()
-            idx = slice(None) if active is None else active
-            fwd[idx] += 1
-            bwd[idx] += 1
-            bv, bx = rows(best_val), rows(best_x)
-            better = val > bv
+            xa = xa.detach()
+            fwd += 1
+            bwd += 1
             if keep_best or t == 0:
-                bv = torch.where(better, val, bv)
-                bx = torch.where(better.view(bshape), xa.detach(), bx)
-            xr_a = rows(xr)
+                better = val > best_val
+                best_val = torch.where(better, val, best_val)
+                best_x = select_rows(better.view(bshape), xa, best_x)
             d = ascent_direction(grad, norm)
             if not apgd:
-                x_new = project(xr_a, xa.detach() + step_size * d, eps_t, norm)
+                x_adv = project(xr, xa + step_size * d, eps_f, norm)
             else:
-                e, xp, pv = rows(eta), rows(x_prev), rows(prev_val)
-                n_up_a = rows(n_up) + (val > pv).long()
-                z = project(xr_a, xa.detach() + e.view(bshape) * d, eps_t, norm)
+                n_up = n_up + (val > prev_val).long()
+                z = project(xr, xa + eta.view(bshape) * d, eps_f, norm)
                 alpha = APGD_ALPHA if t > 0 else 1.0
-                x_new = project(xr_a, xa.detach() + alpha * (z - xa.detach()) + (1 - alpha) * (xa.detach() - xp), eps_t, norm)
-                xp = xa.detach()
+                x_new = project(xr, xa + alpha * (z - xa) + (1 - alpha) * (xa - x_prev), eps_f, norm)
+                x_prev = xa
                 if (t + 1) in checkpoints:
                     span = t + 1 - last_ck
-                    cond1 = n_up_a.to(x.dtype) < APGD_RHO * span
-                    cond2 = (e == rows(eta_at_ck)) & (bv <= rows(best_at_ck))
+                    cond1 = n_up.to(x.dtype) < APGD_RHO * span
+                    cond2 = (eta == eta_at_ck) & (best_val <= best_at_ck)
                     halve = cond1 | cond2
-                    e_ck = e  # the step before this checkpoint's decision: cond2 asks "not halved last time"
-                    e = torch.where(halve, e / 2, e)
+                    eta_at_ck = eta  # the step before this checkpoint's decision: cond2 asks "not halved last time"
+                    eta = torch.where(halve, eta / 2, eta)
                     # restart a halved row from its best point (momentum reset there)
-                    x_new = torch.where(halve.view(bshape), bx, x_new)
-                    xp = torch.where(halve.view(bshape), bx, xp)
-                    n_up_a = torch.zeros_like(n_up_a)
-                    eta_at_ck = _put(eta_at_ck, active, e_ck)
-                    best_at_ck = _put(best_at_ck, active, bv)
-                eta = _put(eta, active, e)
-                x_prev = _put(x_prev, active, xp)
-                prev_val = _put(prev_val, active, val)
-                n_up = _put(n_up, active, n_up_a)
-            best_val = _put(best_val, active, bv)
-            best_x = _put(best_x, active, bx)
-            x_adv = _put(x_adv, active, x_new)
-            if apgd and (t + 1) in checkpoints:
-                last_ck = t + 1
+                    x_new = torch.where(halve.view(bshape), best_x, x_new)
+                    x_prev = torch.where(halve.view(bshape), best_x, x_prev)
+                    n_up = torch.zeros_like(n_up)
+                    best_at_ck = best_val
+                    last_ck = t + 1
+                prev_val = val
+                x_adv = x_new
             if record_history:
-                history.append(best_val.view(restarts, B).amax(0))
+                history.append(flush()["val"].view(restarts, B).amax(0))
             if stop_at is not None and (t + 1) % check_every == 0:
-                done_in = (best_val >= stop_at).view(restarts, B).any(0)  # one host sync per check
-                keep = torch.nonzero(~done_in.repeat(restarts)).flatten()
-                if keep.numel() == 0:
-                    active = keep  # every input is done: nothing left to evaluate
-                    break
-                active = None if keep.numel() == n_rows else keep
+                done_in = (best_val >= stop_at).view(restarts, nb).any(0)  # one host sync per check
+                keep_in = torch.nonzero(~done_in).flatten()
+                if keep_in.numel() < nb:
+                    if not out:
+                        out = {"val": best_val.clone(), "x": best_x.clone(), "fwd": fwd.clone(), "bwd": bwd.clone()}
+                    flush()
+                    keep = (keep_in + nb * torch.arange(restarts, device=x.device)[:, None]).flatten()
+                    ids = keep if ids is None else ids[keep]
+                    nb = keep_in.numel()
+                    best_val, best_x, fwd, bwd = best_val[keep], best_x[keep], fwd[keep], bwd[keep]
+                    x_adv, xr = x_adv[keep], xr[keep]
+                    ctx = [c[keep] for c in ctx]
+                    if apgd:
+                        eta, x_prev, prev_val, n_up = eta[keep], x_prev[keep], prev_val[keep], n_up[keep]
+                        eta_at_ck, best_at_ck = eta_at_ck[keep], best_at_ck[keep]
+                    if nb == 0:  # every input is done: nothing left to evaluate
+                        break
     # the last iterate (or the start, with no steps) has not been evaluated yet; no rows are left
     # when every input reached stop_at
-    xa = rows(x_adv)
-    if xa.shape[0]:
+    if x_adv.shape[0]:
         with torch.no_grad():
-            final = sign * objective(xa, *[rows(c) for c in ctx])
-            idx = slice(None) if active is None else active
-            fwd[idx] += 1
-            bv, bx = rows(best_val), rows(best_x)
+            final = sign * objective(x_adv, *ctx)
+            fwd += 1
             if keep_best or steps == 0:
-                better = final > bv
-                bv = torch.where(better, final, bv)
-                bx = torch.where(better.view(bshape), xa, bx)
+                better = final > best_val
+                best_val = torch.where(better, final, best_val)
+                best_x = torch.where(better.view(bshape), x_adv, best_x)
             else:
-                bv, bx = final, xa
-            best_val = _put(best_val, active, bv)
-            best_x = _put(best_x, active, bx)
+                best_val, best_x = final, x_adv
+    res = flush()
     if record_history:
-        history.insert(0, history[0] if history else best_val.view(restarts, B).amax(0))
-    pick = best_of_restarts(best_val, restarts)
+        history.insert(0, history[0] if history else res["val"].view(restarts, B).amax(0))
+    pick = best_of_restarts(res["val"], restarts)
     hist = torch.stack(history) * sign if record_history else None
     # fwd/bwd: calls per input, summed over its restarts (mean over inputs when inputs left early)
-    f_in = fwd.view(restarts, B).sum(0)
-    b_in = bwd.view(restarts, B).sum(0)
-    return SolverOutput(best_x[pick], sign * best_val[pick], int(f_in.max()), int(b_in.max()), hist,
+    f_in = res["fwd"].view(restarts, B).sum(0)
+    b_in = res["bwd"].view(restarts, B).sum(0)
+    return SolverOutput(res["x"][pick], sign * res["val"][pick], int(f_in.max()), int(b_in.max()), hist,
                         forward_per_input=f_in, backward_per_input=b_in)
 
 
-def _put(dst: Tensor, active: Tensor | None, src: Tensor) -> Tensor:
-    """``dst`` with rows ``active`` replaced by ``src``; ``src`` itself when every row is active (no
-    copy: the step loop rebinds its state instead of writing into it)."""
-    return src if active is None else dst.index_copy(0, active, src)
+def select_rows(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``torch.where(mask, a, b)`` for a row mask broadcast over rows of finite values.
+
+    On CPU ``torch.where`` with a broadcast boolean mask costs about four element-wise passes;
+    ``lerp(b, a, w)`` with weights 0 or 1 costs one and is exact: ATen evaluates it as
+    ``b + w * (a - b)`` for w < 0.5 and ``a - (a - b) * (1 - w)`` otherwise, i.e. ``b + 0`` or ``a - 0``.
+    """
+    return torch.lerp(b, a, mask.to(a.dtype))
 
 
 def run_pgd(objective: Callable[..., Tensor], x: Tensor, *, eps: float, norm: str, steps: int,

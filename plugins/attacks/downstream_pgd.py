@@ -105,8 +105,8 @@ class DownstreamPGD(Attack):
             x_adv[rows] = out.x_adv[take]
             best[rows] = out.objective[take]
             fooled = best >= bonus
-            fwd[todo] += out.forward_passes
-            bwd[todo] += out.backward_passes
+            fwd[todo] += out.forward_per_input  # per input: inputs that leave early cost fewer passes
+            bwd[todo] += out.backward_per_input
         ce = torch.where(fooled, best - bonus, best)
         return self.make_result(x, x_adv, ce, forward_passes=math.ceil(fwd.float().mean().item()),
                                 backward_passes=math.ceil(bwd.float().mean().item()),

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from latentbench.runconfig import parse_run_config
@@ -111,3 +112,27 @@ def test_killed_run_resumes_and_computes_only_missing_cells(tmp_path):
     assert r2.returncode == 0, r2.stderr
     computed, reused, failed = map(int, r2.stdout.split("SUMMARY")[1].split())
     assert reused == len(done) and computed == 9 - len(done) and failed == 0
+
+
+def test_out_of_memory_names_the_batch_size_and_keeps_the_rest(tmp_path, toy_registry, monkeypatch):
+    # device memory cannot be exhausted on purpose in a CPU test: the metric raises the error torch
+    # raises on CUDA, once, for its first cell
+    from tests.harness import toy_plugin as toy
+
+    calls = {"n": 0}
+    compute = toy.ToyReconMetric.compute
+
+    def short_of_memory(self, ctx):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return compute(self, ctx)
+
+    monkeypatch.setattr(toy.ToyReconMetric, "compute", short_of_memory)
+    cfg = base_cfg(tmp_path, metrics=[{"plugin": "toy_recon", "config": {"batch_size": 64}}, {"plugin": "toy_attack_gain"}])
+    s = Runner(parse_run_config(cfg), toy_registry).run()
+    failed = [r for r in s.rows if r["status"] == "error"]
+    assert s.failed == 1 and len(failed) == 1 and s.computed == len(s.rows) - 1
+    err = failed[0]["error"]
+    assert err.startswith("OutOfMemoryError: out of memory on cpu in cell ") and "toy_recon" in err
+    assert "batch_size" in err and "(now 64)" in err and "--device cpu" in err and "\n" not in err

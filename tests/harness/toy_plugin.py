@@ -79,6 +79,8 @@ class ToyMetricConfig(MetricConfig):
     fail_after: int = -1
     #: SIGKILL the process after this many calls (resume tests)
     kill_after: int = -1
+    #: unused by the computation; named by the out-of-memory message (runner test)
+    batch_size: int = 32
 
 
 _CALLS = {"n": 0}
