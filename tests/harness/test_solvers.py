@@ -71,3 +71,22 @@ def test_lbfgsb_on_a_linear_objective_reaches_the_l2_optimum_and_stays_feasible(
     expect = eps * w.norm(dim=1) * (1 if maximize else -1)
     torch.testing.assert_close(out.objective, expect, rtol=1e-6, atol=0)
     assert (flat_norm(out.x_adv - x, "l2") <= eps * (1 + 1e-12)).all()
+
+
+def test_select_rows_is_exactly_torch_where():
+    # the keep-best update replaces torch.where by a 0/1 lerp for speed; it must give the same bits
+    from latentbench.solvers import select_rows
+
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        a = torch.rand((64, 3, 5, 5), generator=g, dtype=dtype)
+        b = torch.rand((64, 3, 5, 5), generator=g, dtype=dtype)
+        a[0], b[1] = 0.0, 1.0  # box edges
+        a[2], b[2] = 1e-30, 1.0 - 1e-7  # far apart in magnitude
+        b[3] = a[3]
+        mask = torch.rand(64, generator=g) > 0.5
+        mask[:4] = torch.tensor([True, False, True, True])
+        m = mask.view(-1, 1, 1, 1)
+        assert torch.equal(select_rows(m, a, b), torch.where(m, a, b))
+        assert torch.equal(select_rows(m, a, b).view(torch.int64 if dtype == torch.float64 else torch.int32),
+                           torch.where(m, a, b).view(torch.int64 if dtype == torch.float64 else torch.int32))
