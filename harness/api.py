@@ -7,7 +7,9 @@
    ``(mean, log_var)`` pair, or an object with ``.mean`` (and optionally ``.std``, ``.stddev`` or
    ``.logvar``: a :class:`LatentGaussian`, a ``torch.distributions.Normal``, diffusers'
    ``DiagonalGaussianDistribution``); ``decode`` returns the images;
-3. :func:`wrap` ``(encode_fn, decode_fn, input_range=(0, 1) | (-1, 1), latent_shape=...)``.
+3. :func:`wrap` ``(encode_fn, decode_fn, input_range=(0, 1) | (-1, 1), latent_shape=...)``;
+4. a diffusers ``AutoencoderKL`` or a pythae model, which :func:`evaluate` turns into (3) with the
+   library's adapter (:mod:`latentbench.adapters`; call the adapter's ``adapt`` for its options).
 
 Cases 2 and 3 (and an Autoencoder whose class is not a registered plugin) are adapted by
 :class:`WrappedAutoencoder`: inputs mapped from [0, 1] to the model's range (``x * 2 - 1`` for
@@ -256,12 +258,18 @@ def _float_dtype(module: nn.Module) -> Optional[torch.dtype]:
     return None
 
 
-def _identity_tensor(config: WrappedConfig) -> Tensor:
-    """32 bytes hashing the adapter's settings and the code's origin: a buffer, so they are part of
-    the weights file whose sha256 keys the results (the same weights wrapped otherwise: other keys)."""
-    ident = {k: getattr(config, k) for k in ("input_range", "latent_shape", "module", "code_sha256", "input_shape")}
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=list).encode()).digest()
+def settings_tensor(settings: dict[str, Any]) -> Tensor:
+    """32 bytes (uint8) hashing ``settings`` (JSON-able): registered as a buffer, they become part
+    of the weights file whose sha256 keys the results, so the same weights under other settings get
+    other keys. Also used by the library adapters (latentbench.adapters) for their own settings."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=list).encode()).digest()
     return torch.tensor(list(digest), dtype=torch.uint8)
+
+
+def _identity_tensor(config: WrappedConfig) -> Tensor:
+    """The adapter's settings and the code's origin as a :func:`settings_tensor`."""
+    return settings_tensor({k: getattr(config, k)
+                            for k in ("input_range", "latent_shape", "module", "code_sha256", "input_shape")})
 
 
 def _describe(v: Any) -> str:
@@ -362,12 +370,14 @@ def _shape_error(model: Any, why: str) -> ModelShapeError:
     wrapped = isinstance(model, Wrapped)
     first = "it is one, but not a registered plugin, so it is adapted as (2)" if isinstance(model, Autoencoder) \
         else "it is not one"
-    return ModelShapeError(
+    err = ModelShapeError(
         f"model {type(model).__name__} fits none of the accepted shapes: (1) {SHAPES[0]}: {first}; (2) {SHAPES[1]}: "
         f"{'it is a wrap() result, see (3)' if wrapped else why}; (3) {SHAPES[2]}: "
         f"{why if wrapped else 'not a wrap() result'} -- make encode return a tensor, a (mean, log_var) pair or an "
         f"object with .mean and decode return images of the protocol's shape, or wrap your functions with "
         f"latentbench.wrap")
+    err.why = why  # the reason alone, for a caller that knows which shape the model was taken for
+    return err
 
 
 # -- the run's registry ---------------------------------------------------------------------------
@@ -608,6 +618,11 @@ def evaluate(model: Any, protocol: str, *, device: Optional[str] = None, batch_s
                                             f"images, got {n_examples!r}", "leave it out for the protocol's subset")
         proto = dataclasses.replace(proto, dataset={**proto.dataset, "eval_subset": n_examples})
 
+    # a diffusers AutoencoderKL or a pythae model: presented through its library's adapter
+    # (latentbench.adapters; call the adapter's adapt() yourself for its options)
+    from latentbench.adapters import auto_adapt
+
+    given, model = model, auto_adapt(model)
     plugin = _registered(model, registry)
     if plugin:
         if batch_size is not None:
@@ -615,13 +630,23 @@ def evaluate(model: Any, protocol: str, *, device: Optional[str] = None, batch_s
                                             f"`latentbench benchmark` evaluates it", "leave batch_size out")
         adapted, view = model, run_registry(registry, proto)
     else:
-        adapted = adapt(model, dataset.shape(), dev, batch_size)
+        try:
+            adapted = adapt(model, dataset.shape(), dev, batch_size)
+        except ModelShapeError as e:
+            if given is model:
+                raise
+            # a library's model: the adapter has taken care of the shapes, so the images are what differs
+            raise ModelShapeError(
+                f"{type(given).__name__} (through latentbench.adapters) does not work on protocol {proto.name}'s "
+                f"images of shape {tuple(dataset.shape())}: {getattr(e, 'why', e)} -- evaluate it under a protocol "
+                f"whose images it takes (`latentbench plugins` lists the protocols)") from None
         view = run_registry(registry, proto, type(adapted))
         if executor != "local":
             raise ConfigError("executor", f"model {type(model).__name__} lives in this process and Ray workers never "
                                           f"unpickle a model", "use executor='local', or evaluate a registered "
                                           "plugin's checkpoint with `latentbench benchmark --executor ray`")
-    default = type(model).name if plugin else WRAPPED if isinstance(model, Wrapped) else type(model).__name__
+    default = (type(model).name if plugin else type(given).__name__ if given is not model
+               else WRAPPED if isinstance(model, Wrapped) else type(model).__name__)
     label = _LABEL.sub("-", name or default).strip("-") or WRAPPED
     weights = state_hash(adapted)
     folder = _store_for(store, {"protocol": proto.name, "n_examples": n_examples, "model": label,

@@ -61,6 +61,9 @@ class Difference:
     reproduced: Any
     allowed: float
     ok: bool
+    #: a number or setting the re-run has and the entry does not (added to the metric since the entry
+    #: was made): listed, not compared, and not a mismatch -- the entry claims nothing about it
+    added: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"field": self.field, "reported": self.reported, "reproduced": self.reproduced,
@@ -84,6 +87,10 @@ class VerifyReport:
         return [d for d in self.compared if not d.ok]
 
     @property
+    def added(self) -> list[Difference]:
+        return [d for d in self.compared if d.added]
+
+    @property
     def ok(self) -> bool:
         return not self.mismatches
 
@@ -99,8 +106,12 @@ class VerifyReport:
         for d in self.mismatches:
             lines.append(f"  MISMATCH {d.field}: reported {d.reported}, reproduced {d.reproduced}"
                          + (f" (allowed difference {d.allowed:.4g})" if math.isfinite(d.allowed) else ""))
-        lines.append(f"{len(self.compared) - len(self.mismatches)}/{len(self.compared)} numbers reproduced"
+        n = len(self.compared) - len(self.added)
+        lines.append(f"{n - len(self.mismatches)}/{n} numbers reproduced"
                      + ("" if self.ok else f"; {len(self.mismatches)} mismatch(es)"))
+        if self.added:
+            lines.append(f"{len(self.added)} number(s) or setting(s) added to the metrics since this entry was made "
+                         f"(not in the entry, so not compared): " + ", ".join(d.field for d in self.added))
         if self.unchecked:
             lines.append(f"{self.unchecked} number(s) without per-image records were not re-computed; "
                          f"`--full` re-runs the whole protocol")
@@ -143,19 +154,33 @@ def compare_numbers(reported: dict, reproduced: dict, tol: dict[str, Any]) -> li
             continue
         va, vb = rep[cell]["values"], new[cell]["values"]
         for k in sorted(set(va) | set(vb)):
-            if k not in va or k not in vb:
-                out.append(Difference(f"{label}: {k}", va.get(k), vb.get(k), math.inf, False))
+            if k not in va:
+                out.append(Difference(f"{label}: {k}", None, vb[k], math.inf, True, added=True))
+            elif k not in vb:
+                out.append(Difference(f"{label}: {k}", va[k], None, math.inf, False))
             else:
                 ok, allowed = within(va[k], vb[k], tolerance_for(tol, m, k))
                 out.append(Difference(f"{label}: {k}", va[k], vb[k], allowed, ok))
-        ca, cb = rep[cell].get("metric_config"), new[cell].get("metric_config")
-        if ca != cb:  # another configuration computes other numbers: not this protocol's cell
-            out.append(Difference(f"{label}: metric_config", ca, cb, math.inf, False))
+        out += compare_configs(label, rep[cell].get("metric_config"), new[cell].get("metric_config"))
         fa, fb = rep[cell].get("feature_extractor"), new[cell].get("feature_extractor")
         if fa != fb:  # numbers computed in different feature spaces are not comparable at all
             out.append(Difference(f"{label}: feature_extractor", fa, fb, math.inf, False))
         if "per_image" in rep[cell] or "per_image" in new[cell]:
             out += compare_records(label, _records(rep[cell], label), _records(new[cell], label))
+    return out
+
+
+def compare_configs(label: str, reported: Any, reproduced: Any) -> list[Difference]:
+    """A cell's metric config: every setting the entry records must be the protocol's (another
+    setting computes other numbers: not this protocol's cell). Settings the metric gained since the
+    entry was made are listed as added: the entry's numbers are compared anyway, so a new setting
+    that changed them shows there."""
+    if not (isinstance(reported, dict) and isinstance(reproduced, dict)):
+        return [] if reported == reproduced else [Difference(f"{label}: metric_config", reported, reproduced, math.inf, False)]
+    wrong = {k: v for k, v in reported.items() if k not in reproduced or reproduced[k] != v}
+    out = [Difference(f"{label}: metric_config", wrong, {k: reproduced.get(k) for k in wrong}, math.inf, False)] if wrong else []
+    out += [Difference(f"{label}: metric_config.{k}", None, reproduced[k], math.inf, True, added=True)
+            for k in sorted(set(reproduced) - set(reported))]
     return out
 
 
@@ -365,11 +390,10 @@ def _verify_images(entry, proto, ck, device, work_dir, data_root, registry, imag
             unchecked += len(rec["values"])
             continue
         cls = registry.metric(spec.plugin)
-        if rec["metric_config"] != to_plain(spec.typed_config):
-            # computed with other settings than the protocol's: its images cannot be recomputed
-            diffs.append(Difference(f"{label}: metric_config", rec["metric_config"], to_plain(spec.typed_config),
-                                    math.inf, False))
-            continue
+        config_diffs = compare_configs(label, rec["metric_config"], to_plain(spec.typed_config))
+        diffs += config_diffs
+        if any(not d.ok for d in config_diffs):
+            continue  # computed with other settings than the protocol's: its images cannot be recomputed
         stored = _records(rec, label)
         if stored is None or not hasattr(cls, "aggregate_images"):
             diffs.append(Difference(f"{label}: per_image", "stored", "not decodable or not aggregated by "

@@ -9,12 +9,13 @@ from latentbench.plugins.attacks.eigendirection import EigendirectionAttack, Eig
 from latentbench.plugins.attacks.fgsm_latent import FGSMLatent, FGSMLatentConfig, fgsm_latent_perturb
 from latentbench.plugins.attacks.latent_space import LatentSpaceAttack, LatentSpaceConfig
 from latentbench.plugins.attacks.max_damage import MaxDamageAttack, MaxDamageConfig
+from latentbench.plugins.attacks.photoguard_encoder import PhotoGuardEncoder, PhotoGuardEncoderConfig
 from latentbench.plugins.attacks.pgd_wasserstein import PGDWasserstein, PGDWassersteinConfig
 from latentbench.plugins.attacks.random_search import RandomSearch, RandomSearchConfig
 from latentbench.plugins.attacks.reconstruction_ce import ReconstructionCE, ReconstructionCEConfig
 
 ATTACKS = [PGDWasserstein, FGSMLatent, LatentSpaceAttack, MaxDamageAttack, DownstreamPGD, EigendirectionAttack,
-           ReconstructionCE, RandomSearch]
+           ReconstructionCE, RandomSearch, PhotoGuardEncoder]
 
 __all__ = [
     "ATTACKS",
@@ -24,6 +25,7 @@ __all__ = [
     "LatentSpaceAttack", "LatentSpaceConfig",
     "MaxDamageAttack", "MaxDamageConfig",
     "PGDWasserstein", "PGDWassersteinConfig",
+    "PhotoGuardEncoder", "PhotoGuardEncoderConfig",
     "RandomSearch", "RandomSearchConfig",
     "ReconstructionCE", "ReconstructionCEConfig",
 ]

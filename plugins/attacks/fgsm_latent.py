@@ -58,7 +58,8 @@ class FGSMLatentConfig(AttackConfig):
     """Saseendran (thesis) §5.3.2: L-inf budget (0.3 as in the robust models' training,
     docs/methods.md §1 `robust_gmm_dae`), exactly one step of 1.25 eps (``step_size`` null) from a
     uniform random start; ``restarts`` > 1 draws several starts (batched) and keeps the best per
-    input, which the thesis does not do."""
+    input, which the thesis does not do. ``random_start: false`` is refused: the gradient of the
+    objective at the clean input is zero (see ``validate``)."""
 
     eps: float = 0.3
     norm: str = "linf"
@@ -73,6 +74,14 @@ class FGSMLatentConfig(AttackConfig):
         if self.steps != 1:
             raise ValueError(f"fgsm_latent takes exactly one step, got steps={self.steps}; "
                              f"use pgd_wasserstein for an iterative L-inf attack on the code")
+        if not self.random_start:
+            # the objective ||z(x + d) - z(x)||^2 is a squared distance from the clean code: its
+            # gradient at d = 0 is exactly zero, so the one sign step from x would be zero and the
+            # attack would return x with objective 0 -- silently no attack at all
+            raise ValueError("fgsm_latent needs random_start: true -- its objective ||z(x + d) - z(x)||^2 has zero "
+                             "gradient at the clean input, so the single step from d = 0 is zero and nothing is "
+                             "attacked; keep random_start true (Wong et al.'s uniform start), or use eigendirection "
+                             "for a deterministic attack from the clean input")
 
 
 class FGSMLatent(Attack):

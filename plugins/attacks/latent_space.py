@@ -1,4 +1,7 @@
-"""``latent_space``: the targeted latent-space attack of Saseendran (thesis) eq. 5.11."""
+"""``latent_space``: the targeted latent-space attack of Saseendran (thesis) eq. 5.11.
+
+It takes the L2 (default) or the L-inf threat model (``norm: linf``): projection, random start and
+sign steps come from :mod:`latentbench.perturbation` for either norm."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ class LatentSpaceConfig(SolverAttackConfig):
     """Saseendran (thesis) eq. 5.11, docs/methods.md §2 `latent_space`: L2 ball lambda = ``eps``
     (pixel units over the whole image; the protocols use 1, 3, 5), PGD-L2 with 200 steps of
     2.5 eps / steps, uniform start, 10 restarts; ``solver: lbfgsb`` for the L-BFGS-B variant of the
-    reference evaluation."""
+    reference evaluation. ``norm: linf`` makes ``eps`` a per-pixel bound (sign steps, same step rule)."""
 
     eps: float = 1.0
     norm: str = "l2"

@@ -12,7 +12,8 @@ from latentbench.attack import Attack, SolverAttackConfig
 @dataclass
 class MaxDamageConfig(SolverAttackConfig):
     """As ``latent_space`` (Saseendran (thesis) §5.4.1, docs/methods.md §2 `max_damage`): L2 ball
-    lambda = ``eps``, PGD-L2 200 steps, 10 restarts, or ``solver: lbfgsb``."""
+    lambda = ``eps``, PGD-L2 200 steps, 10 restarts, or ``solver: lbfgsb``; ``norm: linf`` for an
+    L-inf ball of per-pixel bound ``eps`` (sign steps, same step rule)."""
 
     eps: float = 1.0
     norm: str = "l2"

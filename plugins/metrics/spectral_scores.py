@@ -7,7 +7,15 @@ chose one config flag over separate ``decoder_curved_*`` names so one plugin own
 flag is part of the result's config and of its value names (``spectral_radius`` vs
 ``curved_spectral_radius``).
 The eigenvalues come from :func:`latentbench.plugins._common.spectral.pullback_spectrum` (Gram trick, never the
-N x N matrix).
+N x N matrix) or, for large inputs, from
+:func:`latentbench.plugins._common.spectral_matfree.matfree_spectrum` (Lanczos on Jacobian-vector
+products, never the 2d x N Jacobian): config ``method`` (``dense``, ``matfree``, ``auto``). ``auto``
+takes the matrix-free path above ``AUTO_MATFREE_ABOVE`` = 4096 input elements: the built-in
+protocols (1x28x28, 1x32x32, up to 64x64 grey) keep the dense path, which is exact and several
+times faster on CPU, and 3x64x64 colour inputs (12288) go matrix-free, where ``vmap(jacrev)`` holds 2d
+copies of every activation per sample (docs/methods.md §3 "matrix-free spectrum" has the
+measurements). Every result records the method used and, for ``matfree``, its Lanczos steps, probes,
+and error bounds in ``info``.
 
 Leaderboard directions: a small spectral radius means no input direction moves the latent code
 much, so lower is more robust. The von Neumann entropy under ``trace`` normalisation is largest for
@@ -27,9 +35,13 @@ import torch
 
 from latentbench.metric import LeaderboardValue, Metric, MetricConfig, MetricContext, MetricResult
 from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_entropy
+from latentbench.plugins._common.spectral_matfree import DEFAULT_PROBES, MatfreeSpectrum, matfree_spectrum
 from latentbench.plugins.metrics._summary import as_numpy, describe
 
 NORMALIZATIONS = ("trace", "max")
+METHODS = ("auto", "dense", "matfree")
+#: ``auto`` goes matrix-free above this many input elements (module docstring)
+AUTO_MATFREE_ABOVE = 4096
 
 
 @dataclass
@@ -40,12 +52,24 @@ class SpectralConfig(MetricConfig):
     chunk_size: Optional[int] = 64
     #: histogram bins stored in the result
     bins: int = 30
+    #: ``dense`` (Gram trick), ``matfree`` (Lanczos), ``auto``: matfree above AUTO_MATFREE_ABOVE input elements
+    method: str = "auto"
+    #: matfree: Lanczos steps (None: rank bound + 1, at most 128: exact below rank 128)
+    lanczos_steps: Optional[int] = None
+    #: matfree: Hutchinson probes for the trace outside the Krylov basis (entropy estimator)
+    trace_probes: int = DEFAULT_PROBES
 
     def validate(self) -> None:
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1 or None, got {self.chunk_size}")
         if self.bins < 0:
             raise ValueError(f"bins must be >= 0, got {self.bins}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got '{self.method}'")
+        if self.lanczos_steps is not None and self.lanczos_steps < 1:
+            raise ValueError(f"lanczos_steps must be >= 1 or None (rank + 1), got {self.lanczos_steps}")
+        if self.trace_probes < 0:
+            raise ValueError(f"trace_probes must be >= 0, got {self.trace_probes}")
 
 
 @dataclass
@@ -65,20 +89,42 @@ class VNEntropyConfig(SpectralConfig):
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got '{self.normalization}'")
 
 
+def resolved_method(cfg: SpectralConfig, input_numel: int) -> str:
+    if cfg.method != "auto":
+        return cfg.method
+    return "matfree" if input_numel > AUTO_MATFREE_ABOVE else "dense"
+
+
 def _spectrum(ctx: MetricContext, cfg: SpectralConfig):
     # spectral_radius and vn_entropy of one model need the same spectrum: the runner shares ctx.extra
     # between a model's cells, so the Jacobians are computed once for both
-    key = ("pullback_spectrum", cfg.curved, tuple(ctx.x.shape))
+    method = resolved_method(cfg, ctx.x[0].numel())
+    params = (cfg.lanczos_steps, cfg.trace_probes, ctx.seed) if method == "matfree" else ()
+    key = ("pullback_spectrum", cfg.curved, tuple(ctx.x.shape), method, params)
     if key not in ctx.extra:
-        ctx.extra[key] = pullback_spectrum(ctx.model, ctx.x.to(ctx.device), curved=cfg.curved,
-                                           chunk_size=cfg.chunk_size)
+        x = ctx.x.to(ctx.device)
+        if method == "matfree":
+            ctx.extra[key] = matfree_spectrum(ctx.model, x, curved=cfg.curved, steps=cfg.lanczos_steps,
+                                              probes=cfg.trace_probes, chunk_size=cfg.chunk_size, seed=ctx.seed)
+        else:
+            ctx.extra[key] = pullback_spectrum(ctx.model, x, curved=cfg.curved, chunk_size=cfg.chunk_size)
     return ctx.extra[key]
+
+
+def _method_info(sp) -> dict:
+    """How the spectrum was computed, for the result's info (provenance of the numbers)."""
+    if not isinstance(sp, MatfreeSpectrum):
+        return {"method": "dense", "rank_bound": int(sp.eigenvalues.shape[1])}
+    h = sp.converged()
+    return {"method": "matfree", "rank_bound": sp.rank_bound, "lanczos_steps": sp.steps, "trace_probes": sp.probes,
+            "lanczos_space": sp.side, "converged_eigenvalues_min": int(h.min()),
+            "spectral_radius_residual_max": float(sp.residuals[:, 0].max())}
 
 
 def _result(key: str, per_sample: torch.Tensor, cfg: SpectralConfig, sp, extra_info: dict) -> MetricResult:
     values, info = describe(key, per_sample, cfg.bins)
     info.update({"stochastic_metric": sp.stochastic, "curved": sp.curved, "n_samples": int(per_sample.shape[0]),
-                 "rank_bound": int(sp.eigenvalues.shape[1]), **extra_info})
+                 **_method_info(sp), **extra_info})
     return MetricResult(values=values, per_sample={key: as_numpy(per_sample)}, info=info)
 
 
@@ -124,6 +170,11 @@ class VNEntropy(Metric):
 
     def compute(self, ctx: MetricContext) -> MetricResult:
         sp = _spectrum(ctx, self.config)
-        s = von_neumann_entropy(sp.eigenvalues, self.config.normalization)
+        extra = {"normalization": self.config.normalization}
+        if isinstance(sp, MatfreeSpectrum):  # an estimate: its stated error bound goes with it
+            s, err = sp.entropy(self.config.normalization)
+            extra.update({"entropy_error_bound_max": float(err.max()), "entropy_error_bound_mean": float(err.mean())})
+        else:
+            s = von_neumann_entropy(sp.eigenvalues, self.config.normalization)
         key = "curved_vn_entropy" if self.config.curved else "vn_entropy"
-        return _result(key, s, self.config, sp, {"normalization": self.config.normalization})
+        return _result(key, s, self.config, sp, extra)

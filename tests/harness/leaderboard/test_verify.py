@@ -30,16 +30,35 @@ def _numbers(v=0.5, mse=0.03, extra=None):
 def test_compare_numbers_reports_each_difference():
     diffs = compare_numbers(_numbers(), _numbers(), TOL)
     assert [d.field for d in diffs] == ["clean.mse", "clean.n_images", "fid: fid"] and all(d.ok for d in diffs)
-    bad = {d.field: d for d in compare_numbers(_numbers(), _numbers(v=0.6, extra={"new": 1.0}), TOL) if not d.ok}
-    assert set(bad) == {"fid: fid", "fid: new"}
+    diffs = compare_numbers(_numbers(), _numbers(v=0.6, extra={"new": 1.0}), TOL)
+    bad = {d.field: d for d in diffs if not d.ok}
+    assert set(bad) == {"fid: fid"}
     assert bad["fid: fid"].allowed == pytest.approx(0.02 + 0.05 * 0.5)
-    assert bad["fid: new"].reported is None and math.isinf(bad["fid: new"].allowed)
+    # a number the re-run has and the entry does not claim is listed as added, not compared
+    added = [d for d in diffs if d.added]
+    assert [d.field for d in added] == ["fid: new"] and added[0].reported is None and added[0].ok
+    # a number the entry claims and the re-run does not produce is a mismatch
+    lost = [d.field for d in compare_numbers(_numbers(extra={"old": 1.0}), _numbers(), TOL) if not d.ok]
+    assert lost == ["fid: old"]
     other = _numbers()
     other["results"][0]["feature_extractor"] = "inception"
     assert [d.field for d in compare_numbers(_numbers(), other, TOL) if not d.ok] == ["fid: feature_extractor"]
     other = _numbers()
     other["clean"]["n_images"] = 299
     assert [d.field for d in compare_numbers(_numbers(), other, TOL) if not d.ok] == ["clean.n_images"]
+
+
+def test_metric_config_settings_of_the_entry_must_match_and_new_ones_are_listed():
+    entry, rerun = _numbers(), _numbers()
+    entry["results"][0]["metric_config"] = {"n_samples": 1000}
+    rerun["results"][0]["metric_config"] = {"n_samples": 1000, "bootstrap": 200}
+    diffs = compare_numbers(entry, rerun, TOL)
+    assert all(d.ok for d in diffs)
+    assert [d.field for d in diffs if d.added] == ["fid: metric_config.bootstrap"]
+    rerun["results"][0]["metric_config"] = {"n_samples": 500, "bootstrap": 200}
+    assert [d.field for d in compare_numbers(entry, rerun, TOL) if not d.ok] == ["fid: metric_config"]
+    del rerun["results"][0]["metric_config"]["n_samples"]  # a setting the entry records, gone: a mismatch
+    assert [d.field for d in compare_numbers(entry, rerun, TOL) if not d.ok] == ["fid: metric_config"]
 
 
 @pytest.fixture
@@ -60,7 +79,9 @@ def test_verify_reproduces_shipped_entry_and_flags_a_changed_number(tmp_path, ca
     assert report.ok, report.text()
     entry = read(CHEAP_ENTRY)
     n_values = sum(len(r["values"]) for r in entry["reported"]["results"])
-    assert len(report.compared) == n_values + len(entry["reported"]["clean"])
+    # every number the entry claims was compared (numbers and settings added to the metrics since
+    # the entry was made, e.g. FID's interval, are listed apart)
+    assert len(report.compared) - len(report.added) == n_values + len(entry["reported"]["clean"])
 
     # a copy with one number changed well beyond the tolerance; the re-run reuses the cells stored
     # in `work` (same checkpoint hash and protocol), so only the comparison differs
@@ -74,7 +95,8 @@ def test_verify_reproduces_shipped_entry_and_flags_a_changed_number(tmp_path, ca
     assert rc == 1
     out = capsys.readouterr().out
     assert f"MISMATCH spectral_radius: spectral_radius_mean: reported {old * 1.5 + 1.0}" in out
-    assert f"{len(report.compared) - 1}/{len(report.compared)} numbers reproduced; 1 mismatch(es)" in out
+    n = len(report.compared) - len(report.added)
+    assert f"{n - 1}/{n} numbers reproduced; 1 mismatch(es)" in out
     written = read(changed)
     assert written["unreliable"] is True and written["reproduced"]["status"] == "mismatch"
     assert [d["field"] for d in written["reproduced"]["differences"]] == ["spectral_radius: spectral_radius_mean"]

@@ -145,8 +145,13 @@ def test_metrics_report_per_sample_values_summary_and_histogram(curved):
     p = [r.numpy() / r.sum().item() for r in ref]
     np.testing.assert_allclose(ent.per_sample[ekey], [-(q * np.log(q)).sum() for q in p], rtol=1e-6)
     assert ent.info["normalization"] == "trace" and ent.config["normalization"] == "trace"
-    ent_max = VNEntropy(normalization="max")(_ctx(model, x))
+    ent_max = VNEntropy(normalization="max", curved=curved)(_ctx(model, x))
     assert ent_max.info["normalization"] == "max"
+    # max normalisation from the dense eigenvalues: p_k = lambda_k / lambda_max, zero terms dropped
+    q = [r.numpy() / r.max().item() for r in ref]
+    expect_max = [-(qi[qi > 1e-12] * np.log(qi[qi > 1e-12])).sum() for qi in q]
+    np.testing.assert_allclose(ent_max.per_sample[ekey], expect_max, rtol=1e-5)
+    assert not np.allclose(expect_max, ent.per_sample[ekey])  # the two normalisations differ here
 
 
 def test_bad_inputs_are_named():

@@ -103,7 +103,12 @@ def test_sweep_runs_every_budget_and_reports_norms_objective_and_passes(cls):
     out = atk.sweep(x, budgets, y=y, target=target)
     assert sorted(out) == budgets
     for b, res in out.items():
-        assert res.budget == b and torch.all(res.norm <= b * (1 + 1e-9))
+        # the budget measured from x_adv in the attack's norm, and the reported norm checked against it
+        d = (res.x_adv - x).reshape(x.shape[0], -1)
+        measured = d.abs().amax(1) if atk.config.norm == "linf" else d.norm(dim=1)
+        assert res.budget == b and torch.all(measured <= b * (1 + 1e-9))
+        torch.testing.assert_close(res.norm, measured.to(res.norm.dtype), rtol=1e-6, atol=1e-9)
+        assert float(res.x_adv.min()) >= 0 and float(res.x_adv.max()) <= 1
         assert res.objective.shape == (3,) and res.forward_passes > 0
         assert res.config["attack"] == cls.name and res.config["eps"] == b
 

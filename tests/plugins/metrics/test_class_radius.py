@@ -98,11 +98,38 @@ def test_grid2d_uses_nearest_mode_rule():
 
 def test_label_only_classifier_and_missing_classifier():
     model = LinearDecoderModel(torch.eye(2), torch.zeros(2), input_shape=(2,))
-    res = ClassRadius(classifier=lambda x: (x[:, 0] > 0).long(), n_samples=100, directions=32)(ctx_for(model, 1))
+    with pytest.warns(RuntimeWarning, match="returns labels, not logits.*give a classifier that returns logits"):
+        res = ClassRadius(classifier=lambda x: (x[:, 0] > 0).long(), n_samples=100, directions=32)(ctx_for(model, 1))
     z = same_z(100, 2, 1)
-    assert res.info["gradient_attack_used"] is False
+    assert res.info["gradient_attack_used"] is False and res.info["labels_only_classifier"] is True
+    assert "'given callable'" in res.info["warnings"][0]
     assert (res.per_sample["radius"] >= z[:, 0].abs().numpy() * (1 - 1e-4)).all()
     with pytest.raises(LatentBenchError, match="needs a classifier"):
         ClassRadius(n_samples=10)(ctx_for(model, 1))
     with pytest.raises(ValueError, match="search_radius"):
         ClassRadius(search_radius=0.0)
+
+
+def test_labels_only_overestimates_by_the_documented_factor_and_logits_do_not_warn(recwarn):
+    # one flat boundary z_1 = 0 in d = 8: the exact radius is |z_1|; searching only along M = 16 random
+    # rays finds |z_1| / max_i cos theta_i (only rays pointing towards the boundary meet it). The factor
+    # E[1 / max_i cos theta_i] is computed here by Monte Carlo in numpy (the docstring's x1.8 for d = 8)
+    d, M, n = 8, 16, 400
+    u = np.random.default_rng(0).normal(size=(100_000, M, d))
+    best_cos = (u[..., 0] / np.linalg.norm(u, axis=-1)).max(1)
+    factor = float((1 / best_cos[best_cos > 0]).mean())
+    assert factor == pytest.approx(1.8, abs=0.03)
+    model = LinearDecoderModel(torch.eye(d), torch.zeros(d), input_shape=(d,))
+    exact = same_z(n, d, 4)[:, 0].abs().double().numpy()
+    with pytest.warns(RuntimeWarning, match="overestimated"):
+        labels = ClassRadius(classifier=lambda x: (x[:, 0] > 0).long(), n_samples=n, directions=M,
+                             search_radius=1e3)(ctx_for(model, 4))
+    ratio = labels.per_sample["radius"] / exact
+    assert ratio.min() >= 1 - 1e-4  # every term an upper bound
+    assert ratio.mean() == pytest.approx(factor, rel=0.08)
+    recwarn.clear()
+    logits = ClassRadius(classifier=lambda x: torch.stack([torch.zeros(x.shape[0]), x[:, 0]], 1), n_samples=n,
+                         directions=M, search_radius=1e3)(ctx_for(model, 4))
+    np.testing.assert_allclose(logits.per_sample["radius"], exact, rtol=1e-4, atol=1e-6)
+    assert logits.info["labels_only_classifier"] is False and logits.info["warnings"] == []
+    assert not [w for w in recwarn if "class_radius" in str(w.message)]
