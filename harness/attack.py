@@ -52,6 +52,15 @@ class AttackConfig:
         if self.step_size is not None and not self.step_size > 0:
             raise ValueError(f"step_size must be > 0 (or null for the attack's default), got {self.step_size}")
 
+    def require_random_start(self, attack: str, objective: str) -> None:
+        """Refuse ``random_start: false`` for an objective that is a distance from the clean point's
+        own output: its gradient at the clean input is exactly zero, so every gradient step from there
+        is zero and the attack would silently return x (objective 0) instead of attacking."""
+        if not self.random_start and self.eps > 0 and self.steps > 0:
+            raise ValueError(f"{attack} needs random_start: true -- its objective {objective} has zero gradient at "
+                             f"the clean input, so steps from d = 0 go nowhere and nothing is attacked; keep "
+                             f"random_start true, or use eigendirection for a deterministic attack from the clean input")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

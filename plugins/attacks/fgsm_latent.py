@@ -74,14 +74,7 @@ class FGSMLatentConfig(AttackConfig):
         if self.steps != 1:
             raise ValueError(f"fgsm_latent takes exactly one step, got steps={self.steps}; "
                              f"use pgd_wasserstein for an iterative L-inf attack on the code")
-        if not self.random_start:
-            # the objective ||z(x + d) - z(x)||^2 is a squared distance from the clean code: its
-            # gradient at d = 0 is exactly zero, so the one sign step from x would be zero and the
-            # attack would return x with objective 0 -- silently no attack at all
-            raise ValueError("fgsm_latent needs random_start: true -- its objective ||z(x + d) - z(x)||^2 has zero "
-                             "gradient at the clean input, so the single step from d = 0 is zero and nothing is "
-                             "attacked; keep random_start true (Wong et al.'s uniform start), or use eigendirection "
-                             "for a deterministic attack from the clean input")
+        self.require_random_start("fgsm_latent", "||z(x + d) - z(x)||^2")
 
 
 class FGSMLatent(Attack):

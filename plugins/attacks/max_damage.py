@@ -20,6 +20,10 @@ class MaxDamageConfig(SolverAttackConfig):
     steps: int = 200
     restarts: int = 10
 
+    def validate(self) -> None:
+        super().validate()
+        self.require_random_start("max_damage", "||g(mu(x+d)) - g(mu(x))||^2")
+
 
 class MaxDamageAttack(Attack):
     """Maximise ||f(mu(x + d)) - f(mu(x))||_2 over ||d|| <= eps, f the decoder mean.

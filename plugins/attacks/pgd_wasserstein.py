@@ -36,6 +36,8 @@ class PGDWassersteinConfig(AttackConfig):
             raise ValueError(f"unknown distance '{self.distance}': use one of {', '.join(DISTANCES)}")
         if not self.gamma > 0:
             raise ValueError(f"gamma must be > 0, got {self.gamma}")
+        if self.distance == "w2":  # W_2^2(q(z|x), q(z|x+d)) is 0 at d = 0, its minimum
+            self.require_random_start("pgd_wasserstein", "W_2^2(q(z|x), q(z|x+d))")
 
 
 class PGDWasserstein(Attack):

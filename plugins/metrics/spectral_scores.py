@@ -161,9 +161,11 @@ class VNEntropy(Metric):
                          when={"normalization": "trace"}),
         LeaderboardValue("curved_vn_entropy_mean", "curved VN entropy", better="higher", range=(0.0, math.inf),
                          when={"normalization": "trace"}),
-        LeaderboardValue("vn_entropy_mean", "VN entropy (max-normalised)", better="lower", range=(0.0, math.inf),
+        # max-normalised: 0 for an isotropic spectrum and for a rank-1 one alike, so no direction is
+        # more robust (docs/methods.md, vn_entropy)
+        LeaderboardValue("vn_entropy_mean", "VN entropy (max-normalised)", range=(0.0, math.inf),
                          when={"normalization": "max"}),
-        LeaderboardValue("curved_vn_entropy_mean", "curved VN entropy (max-normalised)", better="lower",
+        LeaderboardValue("curved_vn_entropy_mean", "curved VN entropy (max-normalised)",
                          range=(0.0, math.inf), when={"normalization": "max"}),
         LeaderboardValue("*_std", range=(0.0, math.inf)),
     )

@@ -125,6 +125,8 @@ def test_targeted_attack_refuses_to_run_without_target():
     ("fgsm_latent", {"steps": 5}, "one step"),
     ("fgsm_latent", {"norm": "l2"}, "L-inf"),
     ("fgsm_latent", {"random_start": False}, "zero gradient at the clean input.*keep random_start true"),
+    ("max_damage", {"random_start": False}, "max_damage needs random_start: true.*zero gradient"),
+    ("pgd_wasserstein", {"random_start": False}, "pgd_wasserstein needs random_start: true.*zero gradient"),
     ("latent_space", {"solver": "adam"}, "solver"),
     ("max_damage", {"step_size": -1.0}, "step_size"),
     ("eigendirection", {"mode": "grid"}, "mode"),

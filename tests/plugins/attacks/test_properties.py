@@ -268,3 +268,23 @@ def test_fgsm_latent_refuses_random_start_false_whose_step_would_be_zero(tmp_pat
     assert err.startswith("latentbench: error:") and "attacks[0].config" in err
     assert "zero gradient at the clean input" in err and "keep random_start true" in err
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").rglob("*.safetensors"))  # nothing trained
+
+
+@pytest.mark.parametrize("cls", [MaxDamageAttack, PGDWasserstein])
+def test_distance_from_clean_attacks_would_not_move_without_a_random_start(cls):
+    # why the refusal: started at x, these objectives (a distance from the clean point's own output)
+    # have zero gradient, so PGD never leaves x -- shown with the solver itself, bypassing the config
+    from latentbench.solvers import run_pgd
+    from tests.plugins.attacks.conftest import LinearAE
+
+    W = torch.from_numpy(__import__("numpy").random.default_rng(0).normal(size=(3, 8)))
+    model = LinearAE(W, (1, 2, 4))
+    x = _data((1, 2, 4), 4, 0)
+    atk = cls(model)
+    ctx = tuple(atk.prepare(x))
+    out = run_pgd(atk.objective, x, eps=0.3, norm=atk.config.norm, steps=5, step_size=None, restarts=1,
+                  random_init=False, generator=None, context=ctx)
+    assert torch.equal(out.x_adv, x) and float(out.objective.abs().max()) == 0.0
+    with pytest.raises(ValueError, match="needs random_start: true"):
+        cls(model, random_start=False)
+    cls(model, random_start=False, eps=0.0)  # no budget: nothing to refuse
