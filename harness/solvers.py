@@ -158,6 +158,7 @@ def pgd(
     out: dict[str, Tensor] = {}  # output buffers (all n_rows), created at the first compaction
     history = [] if record_history else None
     nb = B  # inputs in the working set
+    pending = 0  # steps since fwd/bwd were last brought up to date (the same for every working row)
 
     # APGD per-row state
     if apgd:
@@ -183,8 +184,7 @@ def pgd(
         with torch.no_grad():
             val = val.detach()
             xa = xa.detach()
-            fwd += 1
-            bwd += 1
+            pending += 1  # every working row was evaluated once more; counted into fwd/bwd lazily
             if keep_best or t == 0:
                 better = val > best_val
                 best_val = torch.where(better, val, best_val)
@@ -219,6 +219,7 @@ def pgd(
                 done_in = (best_val >= stop_at).view(restarts, nb).any(0)  # one host sync per check
                 keep_in = torch.nonzero(~done_in).flatten()
                 if keep_in.numel() < nb:
+                    fwd, bwd, pending = fwd + pending, bwd + pending, 0
                     if not out:
                         out = {"val": best_val.clone(), "x": best_x.clone(), "fwd": fwd.clone(), "bwd": bwd.clone()}
                     flush()
@@ -235,10 +236,11 @@ def pgd(
                         break
     # the last iterate (or the start, with no steps) has not been evaluated yet; no rows are left
     # when every input reached stop_at
+    fwd, bwd = fwd + pending, bwd + pending
     if x_adv.shape[0]:
         with torch.no_grad():
             final = sign * objective(x_adv, *ctx)
-            fwd += 1
+            fwd = fwd + 1
             if keep_best or steps == 0:
                 better = final > best_val
                 best_val = torch.where(better, final, best_val)
