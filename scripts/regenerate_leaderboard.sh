@@ -31,6 +31,7 @@ PROTOCOLS=("$@")
 
 for p in "${PROTOCOLS[@]}"; do
   case "$p" in
+    colour-*) default_models="$CONV_MODELS identity constant" ;;
     fashion-*-v2) default_models="$AUTOENCODERS identity constant $CONV_MODELS" ;;
     *-v2) default_models="$AUTOENCODERS identity constant" ;;
     *) default_models="$AUTOENCODERS" ;;
@@ -66,6 +67,12 @@ for p in "${PROTOCOLS[@]}"; do
           lc_vae|gmm_dae) extra=(--set backbone=mlp) ;;
           *-conv) extra=(--set backbone=conv --set "conv_channels=$CONV_CHANNELS") ;;
         esac ;;
+      colour-*)
+        # 3x64x64: LC-VAE's 4-layer conv depth (64 -> 4 px) at an eighth of its width, latent 10,
+        # 2 epochs, batch 100; checkpoints out of git as for fashion
+        args=(--set latent_dim=10 --train-epochs 2 --batch-size 100)
+        ck="runs/leaderboard-checkpoints/$p/$m"
+        case "$m" in *-conv) extra=(--set backbone=conv --set "conv_channels=[16,32,64,128]") ;; esac ;;
       *) echo "unknown protocol $p" >&2; exit 2 ;;
     esac
     # the reference rows have no architecture and nothing to train
