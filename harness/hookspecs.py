@@ -68,8 +68,12 @@ def latentbench_experiments():
     """Return a list of experiments (:class:`latentbench.experiment.Experiment` objects, made with the
     :func:`latentbench.experiment.experiment` decorator).
 
-    An experiment reproduces a published figure or table at ``smoke`` or ``full`` size and states the
-    paper's claims with a computed verdict; ``latentbench reproduce NAME`` runs it.
+    An experiment reproduces a published figure or table at ``smoke``, ``reduced`` or ``full`` size
+    over several independently trained seeds (``ctx.seed_list()``) and returns its per-seed results
+    (``ReproResult.per_seed``); the decorator's ``findings=`` function turns stored per-seed results
+    into the paper's claims, each with a test, an effect with its 95% interval and a computed verdict
+    (holds / does not hold / inconclusive, :mod:`latentbench.stats`), so ``latentbench reproduce NAME
+    --recompute`` re-derives the verdicts without training. ``latentbench reproduce NAME`` runs it.
     """
 
 

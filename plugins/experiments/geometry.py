@@ -24,6 +24,10 @@ curves. Choices the document leaves open (stated in each result's notes):
   used; the document reads a *lower* value as more isotropic).
 - "Significant MSE change" (Fig. 5 row 2) is read as the smallest delta at which the mean MSE along
   lambda_1 reaches twice the clean reconstruction MSE (``MSE_RISE``).
+- Seeds: every model is trained from ``seeds`` independent initialisations (and batch orders) on the
+  same training subset and scored on the same test images, so scores are paired over images and
+  seeds; findings go through :mod:`latentbench.stats` (trends: Spearman over (beta, seed) points;
+  model comparisons: pigeonhole bootstrap over seeds x images with a permutation test over seeds).
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ import torch
 
 from latentbench.data import Split
 from latentbench.registry import get_registry
-from latentbench.experiment import DataSize, Finding, ReproContext, ReproResult, experiment, save_figure, spearman
+from latentbench import stats
+from latentbench.experiment import (DataSize, Finding, ReproContext, ReproResult, experiment, save_figure,
+                                    seed_matrix)
 from latentbench.seeding import component_generator
 from latentbench.training import TrainConfig, train
 from latentbench.plugins._common.spectral import pullback_spectrum, von_neumann_entropy
@@ -61,6 +67,8 @@ class GeometrySize(DataSize):
     num_deltas: int
     betas: list[float] = field(default_factory=list)
     grid_images: int = 6
+    #: independently trained seeds per model
+    seeds: int = 3
 
 
 SIZES = {
@@ -70,6 +78,10 @@ SIZES = {
     "full": GeometrySize(dataset="fashion-mnist", image_size=32, train_n=4000, epochs=4, batch_size=128,
                          hidden=[256, 256, 512], latent_dim=32, score_n=500, attack_n=100, num_deltas=40,
                          betas=[float(b) for b in np.logspace(-2, 1, 8)]),
+    # what 2 shared CPU cores finish in about 10-20 minutes per experiment with 3 seeds (stated in the notes)
+    "reduced": GeometrySize(dataset="fashion-mnist", image_size=32, train_n=2000, epochs=3, batch_size=128,
+                            hidden=[256, 256, 512], latent_dim=32, score_n=200, attack_n=50, num_deltas=20,
+                            betas=[float(b) for b in np.logspace(-2, 1, 5)]),
 }
 
 
@@ -80,15 +92,15 @@ def load_splits(ctx: ReproContext, size: GeometrySize) -> tuple[Split, Split]:
     return train_split, ds.load("test")
 
 
-def train_model(name: str, train_split: Split, size: GeometrySize, ctx: ReproContext, **fields: Any):
-    """Build model plugin ``name`` with App. A's MLP (overridable by ``fields``) and train it."""
+def train_model(name: str, train_split: Split, size: GeometrySize, ctx: ReproContext, seed: int, **fields: Any):
+    """Build model plugin ``name`` with App. A's MLP (overridable by ``fields``) and train it from ``seed``."""
     cls = get_registry().model(name)
     cfg = cls.config_class(input_shape=tuple(train_split.x.shape[1:]), latent_dim=size.latent_dim,
                            hidden=list(size.hidden), backbone="mlp", **fields)
-    torch.manual_seed(ctx.seed)  # the weight initialisation, so each model of a run starts alike
+    torch.manual_seed(seed)  # the weight initialisation, so each model of a seed starts alike
     model = cls(cfg)
-    res = train(model, train_split, TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=ctx.seed,
-                                                device=ctx.device, progress=False), desc=name)
+    res = train(model, train_split, TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=seed,
+                                                device=ctx.device, progress=False), desc=f"{name} seed {seed}")
     model.eval()
     return model, res
 
@@ -175,14 +187,17 @@ def plot_latent_change(ctx: ReproContext, curves: dict[str, tuple[np.ndarray, np
     return save_figure(fig, ctx, fname)
 
 
-def _model_summary(label: str, s: dict[str, np.ndarray]) -> dict[str, Any]:
-    return {"model": label, "n": len(s["spectral_radius"]),
-            "spectral_radius_mean": float(np.mean(s["spectral_radius"])),
-            "spectral_radius_std": float(np.std(s["spectral_radius"])),
-            "vn_entropy_max_mean": float(np.mean(s["vn_entropy_max"])),
-            "vn_entropy_max_std": float(np.std(s["vn_entropy_max"])),
-            "vn_entropy_trace_mean": float(np.mean(s["vn_entropy_trace"])),
-            "vn_entropy_trace_std": float(np.std(s["vn_entropy_trace"]))}
+def _model_summary(label: str, ev: dict[str, list]) -> dict[str, Any]:
+    """Table row of one model: scores pooled over seeds and images, and the spread of the per-seed means."""
+    row: dict[str, Any] = {"model": label, "seeds": len(ev["spectral_radius"]), "n": len(ev["spectral_radius"][0])}
+    for k in ("spectral_radius", "vn_entropy_max", "vn_entropy_trace", "latent_change_at_delta1"):
+        m = _pooled(ev, k)
+        row[f"{k}_mean"] = float(m.mean())
+        row[f"{k}_std"] = float(m.std())
+        row[f"{k}_seed_sd"] = float(m.mean(axis=1).std(ddof=1)) if len(m) > 1 else math.nan
+    row["clean_recon_mse"] = float(np.mean(ev["clean_mse"]))
+    row["delta_mse_x2"] = ", ".join(_fmt(d) for d in ev["delta_star"])
+    return row
 
 
 def evaluate(model, test: Split, size: GeometrySize, ctx: ReproContext) -> dict[str, Any]:
@@ -193,10 +208,30 @@ def evaluate(model, test: Split, size: GeometrySize, ctx: ReproContext) -> dict[
     res = paper_attack(model, xa, size.num_deltas)
     deltas = res.extra["deltas"].numpy()
     mse = res.extra["recon_mse"].double().mean(dim=2).numpy()  # (D, r)
-    change = res.extra["latent_change"][:, 0].double().mean(dim=1).numpy()  # dominant direction, (D,)
+    per_image_change = res.extra["latent_change"][:, 0].double().numpy()  # dominant direction, (D, N)
+    change = per_image_change.mean(axis=1)
+    # per image, interpolated in log delta at delta = 1 (the grid need not contain 1)
+    change1 = np.array([np.interp(0.0, np.log10(deltas), c) for c in per_image_change.T])
     clean = clean_recon_mse(model, xa)
     return {"scores": scores, "deltas": deltas, "mse": mse, "change": change, "clean_mse": clean,
+            "latent_change_at_delta1": change1,
             "delta_star": first_delta_reaching(deltas, mse[:, 0], MSE_RISE * clean)}
+
+
+#: per-image scores stored per seed, and per-seed scalars
+IMAGE_KEYS = ("spectral_radius", "vn_entropy_max", "vn_entropy_trace", "latent_change_at_delta1")
+SEED_KEYS = ("clean_mse", "delta_star")
+
+
+def stored_evaluations(evals: list[dict[str, Any]]) -> dict[str, list]:
+    """One model's evaluations over its seeds as stored: per-image lists per seed, per-seed scalars."""
+    out = {k: [ev["scores"][k] if k in ev["scores"] else ev[k] for ev in evals] for k in IMAGE_KEYS}
+    out.update({k: [float(ev[k]) for ev in evals] for k in SEED_KEYS})
+    return out
+
+
+def _pooled(ev: dict[str, list], key: str) -> np.ndarray:
+    return seed_matrix(ev[key])
 
 
 def _fmt(x: float) -> str:
@@ -216,122 +251,149 @@ def _common_notes(size: GeometrySize) -> list[str]:
             "'trace' = von Neumann entropy of G/tr G (docs/methods.md default; higher = more isotropic)"]
 
 
-@experiment("beta_sweep", "beta-VAE sweep: pullback-metric scores and eigendirection attack", "Khan & Storkey §4.2.1, Fig. 3, 5")
+def _trend(per_seed: dict[str, Any], key: str, per_image: bool = True):
+    """(beta, per-seed value) points of one score over the sweep, and its Spearman estimate."""
+    xs, ys = [], []
+    for beta, label in zip(per_seed["meta"]["betas"], per_seed["meta"]["labels"]):
+        vals = per_seed["models"][label][key]
+        for v in vals:
+            xs.append(beta)
+            ys.append(float(np.mean(v)) if per_image else float(v))
+    images = len(vals[0]) if per_image else 0
+    return stats.spearman_test(xs, ys, seeds=len(vals), images=images), np.array(xs), np.array(ys)
+
+
+def _ends(per_seed: dict[str, Any], key: str) -> str:
+    labels = per_seed["meta"]["labels"]
+    lo, hi = (float(_pooled(per_seed["models"][l], key).mean()) for l in (labels[0], labels[-1]))
+    return f"mean {_fmt(lo)} at {labels[0]} vs {_fmt(hi)} at {labels[-1]}"
+
+
+def beta_sweep_findings(per_seed: dict[str, Any]) -> list[Finding]:
+    """Verdicts of the beta sweep from its stored per-seed results (trends as Spearman over (beta, seed))."""
+    r_rad, *_ = _trend(per_seed, "spectral_radius")
+    r_chg, *_ = _trend(per_seed, "latent_change_at_delta1")
+    r_max, *_ = _trend(per_seed, "vn_entropy_max")
+    r_tr, *_ = _trend(per_seed, "vn_entropy_trace")
+    r_star, _, dstar = _trend(per_seed, "delta_star", per_image=False)
+    rise = per_seed["meta"]["mse_rise"]
+    return [
+        Finding.of("higher beta suppresses the spectral radius lambda_1 (Fig. 5 cols 1, 3); Fig. 3's smaller latent "
+                   "change along v_1 at fixed delta is the same effect, not a separate finding: the step is "
+                   "delta * lambda_1, so a smaller lambda_1 alone shortens it", r_rad, -1,
+                   f"spectral radius {_ends(per_seed, 'spectral_radius')}; dependent consequence (Fig. 3): "
+                   f"Spearman(beta, latent change at delta = 1) = {_fmt(r_chg.effect)} [{_fmt(r_chg.low)}, "
+                   f"{_fmt(r_chg.high)}], {_ends(per_seed, 'latent_change_at_delta1')}"),
+        Finding.of("higher beta decreases the von Neumann entropy as the paper computes it (max-normalised, "
+                   "lambda / lambda_max; Fig. 5 cols 2, 4)", r_max, -1, _ends(per_seed, "vn_entropy_max")),
+        Finding.of("higher beta makes the local spectrum more isotropic (trace-normalised entropy, G / tr G, rises)",
+                   r_tr, +1, _ends(per_seed, "vn_entropy_trace")),
+        Finding.of(f"larger beta needs a larger step to change the MSE significantly (Fig. 5 row 2; first delta with "
+                   f"MSE >= {rise:g} x clean along lambda_1, one value per seed)", r_star, +1,
+                   "per (beta, seed): " + ", ".join(_fmt(d) for d in dstar) + " (inf = never reached; the step is "
+                   "delta * lambda_1, so this finding too depends on the radius)"),
+    ]
+
+
+def _seed_note(n: int) -> str:
+    return (f"{n} independently trained seeds per model (initialisation and batch order; same training subset and "
+            "test images), findings through latentbench.stats")
+
+
+@experiment("beta_sweep", "beta-VAE sweep: pullback-metric scores and eigendirection attack",
+            "Khan & Storkey §4.2.1, Fig. 3, 5", findings=beta_sweep_findings)
 def beta_sweep(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
+    seeds = ctx.seed_list(size.seeds)
     train_split, test = load_splits(ctx, size)
-    out: dict[float, dict[str, Any]] = {}
+    first: dict[float, dict[str, Any]] = {}
+    models: dict[str, dict[str, list]] = {}
+    labels = [f"beta={b:.3g}" for b in size.betas]
     rows = []
-    for beta in size.betas:
-        model, tr = train_model("beta_vae", train_split, size, ctx, beta=float(beta))
-        ev = evaluate(model, test, size, ctx)
-        out[beta] = ev
-        row = _model_summary(f"beta={beta:.3g}", ev["scores"])
-        row.update(beta=float(beta), final_loss=float(tr.final.get("loss", math.nan)),
-                   final_kl=float(tr.final.get("kl", math.nan)), clean_recon_mse=ev["clean_mse"],
-                   delta_mse_x2=ev["delta_star"], latent_change_at_delta1=float(np.interp(0.0, np.log10(ev["deltas"]), ev["change"])))
-        rows.append(row)
+    for beta, label in zip(size.betas, labels):
+        evals = []
+        for seed in seeds:
+            model, tr = train_model("beta_vae", train_split, size, ctx, seed, beta=float(beta))
+            evals.append(evaluate(model, test, size, ctx))
+        first[beta] = evals[0]
+        models[label] = stored_evaluations(evals)
+        rows.append({"beta": float(beta), **_model_summary(label, models[label])})
     betas = np.array(size.betas)
     pick = sorted({0, len(betas) // 3, (2 * len(betas)) // 3, len(betas) - 1})
     hist_betas = [size.betas[i] for i in pick]
-    figs = [plot_histograms(ctx, {f"beta={b:.3g}": out[b]["scores"] for b in hist_betas}, "histograms.png")]
+    figs = [plot_histograms(ctx, {f"beta={b:.3g}": first[b]["scores"] for b in hist_betas}, "histograms.png")]
 
     fig, axes = _figure(3)
     for ax, key, title in zip(axes[0], ["spectral_radius", "vn_entropy_max", "vn_entropy_trace"],
                               ["spectral radius", "VN entropy (max-norm.)", "VN entropy (trace-norm.)"]):
-        m = np.array([r[f"{key}_mean"] for r in rows])
-        s = np.array([r[f"{key}_std"] for r in rows])
-        ax.errorbar(betas, m, yerr=s, marker="o", capsize=2)
+        for k in range(len(seeds)):
+            ax.plot(betas, [float(np.mean(models[l][key][k])) for l in labels], marker="o", lw=0.8,
+                    label=f"seed {seeds[k]}")
         ax.set_xscale("log")
         ax.set_xlabel("beta")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title + " (per-seed means)", fontsize=9)
+    axes[0][0].legend(fontsize=7)
     figs.append(save_figure(fig, ctx, "scores_vs_beta.png"))
-    figs.append(plot_mse_curves(ctx, {f"beta={b:.3g}": (out[b]["deltas"], out[b]["mse"], out[b]["clean_mse"])
+    figs.append(plot_mse_curves(ctx, {f"beta={b:.3g}": (first[b]["deltas"], first[b]["mse"], first[b]["clean_mse"])
                                       for b in hist_betas}, "mse_vs_step.png"))
-    figs.append(plot_latent_change(ctx, {f"beta={b:.3g}": (out[b]["deltas"], out[b]["change"]) for b in size.betas},
+    figs.append(plot_latent_change(ctx, {f"beta={b:.3g}": (first[b]["deltas"], first[b]["change"]) for b in size.betas},
                                    "latent_change_vs_step.png"))
-
-    radius = np.array([r["spectral_radius_mean"] for r in rows])
-    ent_max = np.array([r["vn_entropy_max_mean"] for r in rows])
-    ent_tr = np.array([r["vn_entropy_trace_mean"] for r in rows])
-    dstar = np.array([r["delta_mse_x2"] for r in rows])
-    change1 = np.array([r["latent_change_at_delta1"] for r in rows])
-    rho = {k: spearman(betas, v) for k, v in [("radius", radius), ("ent_max", ent_max), ("ent_tr", ent_tr),
-                                             ("dstar", dstar), ("change", change1)]}
-    lo, hi = rows[0], rows[-1]
-    findings = [
-        Finding("higher beta suppresses the spectral radius (Fig. 5 cols 1, 3)",
-                bool(rho["radius"] < 0 and hi["spectral_radius_mean"] < lo["spectral_radius_mean"]),
-                f"Spearman(beta, mean radius) = {_fmt(rho['radius'])}; mean radius {_fmt(lo['spectral_radius_mean'])} "
-                f"at beta={lo['beta']:.3g} vs {_fmt(hi['spectral_radius_mean'])} at beta={hi['beta']:.3g}"),
-        Finding("higher beta decreases the von Neumann entropy as the paper computes it (max-normalised; Fig. 5 cols 2, 4)",
-                bool(rho["ent_max"] < 0 and hi["vn_entropy_max_mean"] < lo["vn_entropy_max_mean"]),
-                f"Spearman(beta, mean max-normalised entropy) = {_fmt(rho['ent_max'])}; "
-                f"{_fmt(lo['vn_entropy_max_mean'])} -> {_fmt(hi['vn_entropy_max_mean'])}"),
-        Finding("higher beta makes the local spectrum more isotropic (trace-normalised entropy rises)",
-                bool(rho["ent_tr"] > 0 and hi["vn_entropy_trace_mean"] > lo["vn_entropy_trace_mean"]),
-                f"Spearman(beta, mean trace-normalised entropy) = {_fmt(rho['ent_tr'])}; "
-                f"{_fmt(lo['vn_entropy_trace_mean'])} -> {_fmt(hi['vn_entropy_trace_mean'])} (max log(2d) = "
-                f"{_fmt(math.log(2 * size.latent_dim))})"),
-        Finding(f"larger beta needs a larger step to change the MSE significantly (Fig. 5 row 2; first delta with "
-                f"MSE >= {MSE_RISE:g} x clean along lambda_1)",
-                None if not np.isfinite(dstar).any() else bool(rho["dstar"] > 0),
-                "delta per beta: " + ", ".join(f"{b:.3g}: {_fmt(d)}" for b, d in zip(betas, dstar))
-                + f"; Spearman = {_fmt(rho['dstar'])} (inf = never reached; steps are delta * lambda_1, so a smaller "
-                "lambda_1 alone makes the step shorter)"),
-        Finding("small beta: much larger latent change along the dominant eigendirection (Fig. 3)",
-                bool(rho["change"] < 0 and change1[0] > change1[-1]),
-                "mean ||mu(x_c) - mu(x)|| at delta = 1: " + ", ".join(f"{b:.3g}: {_fmt(c)}" for b, c in zip(betas, change1))
-                + f"; Spearman = {_fmt(rho['change'])}"),
-    ]
-    return ReproResult(tables={"scores_per_beta": rows}, figures=figs, findings=findings,
+    per_seed = {"meta": {"betas": list(size.betas), "labels": labels, "seeds": seeds, "mse_rise": MSE_RISE},
+                "models": models}
+    return ReproResult(tables={"scores_per_beta": rows}, figures=figs, per_seed=per_seed,
                        notes=_common_notes(size) + [
-                           f"{len(betas)} beta values log-spaced in [0.01, 10] (the document used 50); histograms for "
-                           f"beta in {[round(b, 3) for b in hist_betas]}",
-                           "one model per beta, one seed; latent change = worse sign, mean over attacked images"])
+                           f"{len(betas)} beta values log-spaced in [0.01, 10] (the document used 50); histograms and "
+                           f"curves for beta in {[round(b, 3) for b in hist_betas]} from seed {seeds[0]}",
+                           _seed_note(len(seeds)) + "; latent change = worse sign, per image at delta = 1"])
 
 
-@experiment("mixup", "latent-mixup VAE vs VAE: pullback-metric scores", "Khan & Storkey §4.2.2, Fig. 6")
+def mixup_findings(per_seed: dict[str, Any]) -> list[Finding]:
+    """Verdicts of mixup vs VAE from the stored per-seed, per-image scores (mixup minus VAE)."""
+    v, m = per_seed["models"]["VAE"], per_seed["models"]["mixup VAE"]
+
+    def diff(key: str) -> tuple[stats.Estimate, str]:
+        a, b = _pooled(m, key), _pooled(v, key)
+        return stats.paired_bootstrap(a, b), f"mean VAE {_fmt(b.mean())} vs mixup {_fmt(a.mean())}"
+
+    rad, ent_max, ent_tr, chg = (diff(k) for k in ("spectral_radius", "vn_entropy_max", "vn_entropy_trace",
+                                                    "latent_change_at_delta1"))
+    star = stats.welch_interval(m["delta_star"], v["delta_star"])
+    return [
+        Finding.of("mixup suppresses the spectral radius (Fig. 6 row 1); effect = mixup - VAE", rad[0], -1, rad[1]),
+        Finding.of("mixup makes the eigenspectrum more isotropic (Fig. 6 caption), read as the paper computes entropy: "
+                   "lower max-normalised entropy", ent_max[0], -1, ent_max[1]),
+        Finding.of("mixup makes the eigenspectrum more isotropic: higher trace-normalised (von Neumann) entropy",
+                   ent_tr[0], +1, ent_tr[1]),
+        Finding.of("mixup reduces the latent change along the dominant eigendirection at delta = 1 (robustness, "
+                   "Fig. 6 row 2)", chg[0], -1,
+                   chg[1] + f"; first delta with MSE >= {per_seed['meta']['mse_rise']:g} x clean, mixup - VAE: "
+                   f"{_fmt(star.effect)} [{_fmt(star.low)}, {_fmt(star.high)}] (Welch over seeds)"),
+    ]
+
+
+@experiment("mixup", "latent-mixup VAE vs VAE: pullback-metric scores", "Khan & Storkey §4.2.2, Fig. 6",
+            findings=mixup_findings)
 def mixup(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
+    seeds = ctx.seed_list(size.seeds)
     train_split, test = load_splits(ctx, size)
-    out, rows = {}, []
+    first, models, rows = {}, {}, []
     for label, name in [("VAE", "vae"), ("mixup VAE", "mixup_vae")]:
-        model, tr = train_model(name, train_split, size, ctx)
-        ev = evaluate(model, test, size, ctx)
-        out[label] = ev
-        row = _model_summary(label, ev["scores"])
-        row.update(final_nll=float(tr.final.get("nll", math.nan)), final_kl=float(tr.final.get("kl", math.nan)),
-                   clean_recon_mse=ev["clean_mse"], delta_mse_x2=ev["delta_star"],
-                   latent_change_at_delta1=float(np.interp(0.0, np.log10(ev["deltas"]), ev["change"])))
-        rows.append(row)
-    figs = [plot_histograms(ctx, {k: v["scores"] for k, v in out.items()}, "histograms.png"),
-            plot_mse_curves(ctx, {k: (v["deltas"], v["mse"], v["clean_mse"]) for k, v in out.items()},
+        evals = [evaluate(train_model(name, train_split, size, ctx, seed)[0], test, size, ctx) for seed in seeds]
+        first[label] = evals[0]
+        models[label] = stored_evaluations(evals)
+        rows.append(_model_summary(label, models[label]))
+    figs = [plot_histograms(ctx, {k: v["scores"] for k, v in first.items()}, "histograms.png"),
+            plot_mse_curves(ctx, {k: (v["deltas"], v["mse"], v["clean_mse"]) for k, v in first.items()},
                             "mse_vs_step.png"),
-            plot_latent_change(ctx, {k: (v["deltas"], v["change"]) for k, v in out.items()},
+            plot_latent_change(ctx, {k: (v["deltas"], v["change"]) for k, v in first.items()},
                                "latent_change_vs_step.png")]
-    v, m = rows
-    findings = [
-        Finding("mixup suppresses the spectral radius (Fig. 6 row 1)",
-                bool(m["spectral_radius_mean"] < v["spectral_radius_mean"]),
-                f"mean radius VAE {_fmt(v['spectral_radius_mean'])} +- {_fmt(v['spectral_radius_std'])} vs mixup "
-                f"{_fmt(m['spectral_radius_mean'])} +- {_fmt(m['spectral_radius_std'])}"),
-        Finding("mixup makes the eigenspectrum more isotropic (Fig. 6 caption): lower max-normalised entropy",
-                bool(m["vn_entropy_max_mean"] < v["vn_entropy_max_mean"]),
-                f"max-normalised entropy VAE {_fmt(v['vn_entropy_max_mean'])} vs mixup {_fmt(m['vn_entropy_max_mean'])}"),
-        Finding("mixup makes the eigenspectrum more isotropic: higher trace-normalised (von Neumann) entropy",
-                bool(m["vn_entropy_trace_mean"] > v["vn_entropy_trace_mean"]),
-                f"trace-normalised entropy VAE {_fmt(v['vn_entropy_trace_mean'])} vs mixup {_fmt(m['vn_entropy_trace_mean'])}"),
-        Finding("mixup reduces the latent change along the dominant eigendirection (robustness, Fig. 6 row 2)",
-                bool(m["latent_change_at_delta1"] < v["latent_change_at_delta1"]),
-                f"mean latent change at delta = 1: VAE {_fmt(v['latent_change_at_delta1'])} vs mixup "
-                f"{_fmt(m['latent_change_at_delta1'])}; first delta with MSE >= {MSE_RISE:g} x clean: VAE "
-                f"{_fmt(v['delta_mse_x2'])} vs mixup {_fmt(m['delta_mse_x2'])}"),
-    ]
-    return ReproResult(tables={"scores": rows}, figures=figs, findings=findings,
-                       notes=_common_notes(size) + ["mixup: alpha ~ Beta(0.5, 0.5), penalty weight 1, pairs mixed "
-                                                    "with the same pair and alpha in x and z (docs/methods.md §1, not the public "
-                                                    "code's independent draws)"])
+    per_seed = {"meta": {"seeds": seeds, "mse_rise": MSE_RISE}, "models": models}
+    return ReproResult(tables={"scores": rows}, figures=figs, per_seed=per_seed,
+                       notes=_common_notes(size) + [
+                           "mixup: alpha ~ Beta(0.5, 0.5), penalty weight 1, pairs mixed with the same pair and alpha "
+                           "in x and z (docs/methods.md §1, not the public code's independent draws)",
+                           _seed_note(len(seeds)) + f"; figures from seed {seeds[0]}"])
 
 
 def _random_unit(shape: torch.Size, generator: torch.Generator, device, dtype) -> torch.Tensor:
@@ -340,44 +402,92 @@ def _random_unit(shape: torch.Size, generator: torch.Generator, device, dtype) -
     return r.to(device=device, dtype=dtype)
 
 
-@experiment("eigen_attack_grid", "eigendirection attack: corrupted images and reconstructions", "Khan & Storkey §4.1, Fig. 2")
-def eigen_attack_grid(ctx: ReproContext) -> ReproResult:
-    size = SIZES[ctx.size]
-    train_split, test = load_splits(ctx, size)
-    model, _ = train_model("vae", train_split, size, ctx)
-    x = test.subset(size.attack_n, ctx.seed, "repro-attack").x.to(ctx.device)
-    g = component_generator(ctx.seed, "repro", "eigen_attack_grid", "random")
-    rows, corrupted = [], {}
+def _per_image_mse(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    return (a - b).pow(2).reshape(len(a), -1).mean(1).double().cpu().numpy()
+
+
+def attack_grid_scores(model, x: torch.Tensor, generator: torch.Generator) -> tuple[dict[str, np.ndarray], dict]:
+    """Per-image recon MSE (clean and at each Fig. 2 delta), L2 step, and latent change along v_1 and along
+    a random direction of the same length; plus the corrupted images and reconstructions for the figure."""
     with torch.no_grad():
         mu0 = model.encode(x).mean
         rec0 = model.decode(mu0)
-    rows.append({"input": "original", "delta": 0.0, "step_l2_mean": 0.0, "recon_mse_mean": float((rec0 - x).pow(2).mean()),
-                 "latent_change_mean": 0.0, "random_dir_latent_change_mean": 0.0, "random_dir_recon_mse_mean":
-                 float((rec0 - x).pow(2).mean())})
-    for delta in FIG2_DELTAS:
+    out = {"recon_mse_clean": _per_image_mse(rec0, x)}
+    images = {"rec0": rec0}
+    for k, delta in enumerate(FIG2_DELTAS, 1):
         res = paper_attack(model, x, num_deltas=1, top_k=1, delta_min=delta, delta_max=delta)
         xc = res.x_adv
         lam1 = res.extra["eigenvalues"][:, 0].to(x.device, x.dtype)
-        step = (xc - x).reshape(len(x), -1).norm(dim=1)
         # control: a random direction with the same (pre-clamp) length delta * lambda_1
-        xr = (x + _random_unit(x.shape, g, x.device, x.dtype) * (delta * lam1).reshape(-1, 1, 1, 1)).clamp(0, 1)
+        xr = (x + _random_unit(x.shape, generator, x.device, x.dtype) * (delta * lam1).reshape(-1, 1, 1, 1)).clamp(0, 1)
         with torch.no_grad():
             mu_c, mu_r = model.encode(xc).mean, model.encode(xr).mean
             rec_c, rec_r = model.decode(mu_c), model.decode(mu_r)
-        corrupted[delta] = (xc, rec_c)
-        rows.append({"input": f"corrupted delta={delta}", "delta": delta, "step_l2_mean": float(step.mean()),
-                     "recon_mse_mean": float((rec_c - x).pow(2).mean()),
-                     "latent_change_mean": float((mu_c - mu0).norm(dim=1).mean()),
-                     "random_dir_latent_change_mean": float((mu_r - mu0).norm(dim=1).mean()),
-                     "random_dir_recon_mse_mean": float((rec_r - x).pow(2).mean())})
+        images[delta] = (xc, rec_c)
+        out[f"step_l2_d{k}"] = (xc - x).reshape(len(x), -1).norm(dim=1).double().cpu().numpy()
+        out[f"recon_mse_d{k}"] = _per_image_mse(rec_c, x)
+        out[f"random_recon_mse_d{k}"] = _per_image_mse(rec_r, x)
+        out[f"latent_change_d{k}"] = (mu_c - mu0).norm(dim=1).double().cpu().numpy()
+        out[f"random_latent_change_d{k}"] = (mu_r - mu0).norm(dim=1).double().cpu().numpy()
+    return out, images
+
+
+def eigen_attack_grid_findings(per_seed: dict[str, Any]) -> list[Finding]:
+    """Verdicts of Fig. 2 from the stored per-seed, per-image reconstruction errors and latent changes."""
+    m = {k: seed_matrix(v) for k, v in per_seed["models"]["VAE"].items()}
+    rise = per_seed["meta"]["mse_rise"]
+    d1, d2 = per_seed["meta"]["deltas"]
+    ratio = m["recon_mse_d1"].mean() / m["recon_mse_clean"].mean()
+    worse = [Finding.of(f"delta_{k}", stats.paired_bootstrap(m[f"latent_change_d{k}"], m[f"random_latent_change_d{k}"],
+                                                                  with_permutation=False),
+                        +1, f"delta_{k}: eigen {_fmt(m[f'latent_change_d{k}'].mean())} vs random "
+                            f"{_fmt(m[f'random_latent_change_d{k}'].mean())}") for k in (1, 2)]
+    return [
+        Finding.of(f"at delta_1 = {d1} the reconstruction differs significantly from the original's (read as recon "
+                   f"MSE >= {rise:g} x the clean one; effect = MSE(delta_1) - {rise:g} MSE(clean) per image)",
+                   stats.paired_bootstrap(m["recon_mse_d1"], rise * m["recon_mse_clean"], with_permutation=False), +1,
+                   f"recon MSE clean {_fmt(m['recon_mse_clean'].mean())} vs delta_1 {_fmt(m['recon_mse_d1'].mean())} "
+                   f"(ratio of means {_fmt(ratio)})"),
+        Finding.of(f"at delta_2 = {d2} the damage is more severe than at delta_1 (effect = MSE(delta_2) - MSE(delta_1))",
+                   stats.paired_bootstrap(m["recon_mse_d2"], m["recon_mse_d1"], with_permutation=False), +1,
+                   f"recon MSE {_fmt(m['recon_mse_d1'].mean())} -> {_fmt(m['recon_mse_d2'].mean())}"),
+        Finding.every("the eigendirection moves the code more than a random direction of the same length, at both "
+                      "deltas (control, not in the document; effect = eigen - random latent change)", worse),
+    ]
+
+
+@experiment("eigen_attack_grid", "eigendirection attack: corrupted images and reconstructions",
+            "Khan & Storkey §4.1, Fig. 2", findings=eigen_attack_grid_findings)
+def eigen_attack_grid(ctx: ReproContext) -> ReproResult:
+    size = SIZES[ctx.size]
+    seeds = ctx.seed_list(size.seeds)
+    train_split, test = load_splits(ctx, size)
+    x = test.subset(size.attack_n, ctx.seed, "repro-attack").x.to(ctx.device)
+    per_seed_scores, shown = [], None
+    for seed in seeds:
+        model, _ = train_model("vae", train_split, size, ctx, seed)
+        g = component_generator(seed, "repro", "eigen_attack_grid", "random")
+        scores, images = attack_grid_scores(model, x, g)
+        per_seed_scores.append(scores)
+        if shown is None:  # the figure shows the first seed
+            shown = images
+    stored = {k: [s[k] for s in per_seed_scores] for k in per_seed_scores[0]}
+    rows = [{"input": "original", "delta": 0.0, "recon_mse_mean": float(np.mean(stored["recon_mse_clean"]))}]
+    for k, delta in enumerate(FIG2_DELTAS, 1):
+        rows.append({"input": f"corrupted delta={delta}", "delta": delta,
+                     "step_l2_mean": float(np.mean(stored[f"step_l2_d{k}"])),
+                     "recon_mse_mean": float(np.mean(stored[f"recon_mse_d{k}"])),
+                     "latent_change_mean": float(np.mean(stored[f"latent_change_d{k}"])),
+                     "random_dir_latent_change_mean": float(np.mean(stored[f"random_latent_change_d{k}"])),
+                     "random_dir_recon_mse_mean": float(np.mean(stored[f"random_recon_mse_d{k}"]))})
 
     n = min(size.grid_images, len(x))
     fig, axes = _figure(6, n, w=1.1, h=1.1)
-    cols = [("original", x, None), ("recon", rec0, None)]
+    cols = [("original", x), ("recon", shown["rec0"])]
     for delta in FIG2_DELTAS:
-        cols += [(f"x_c d={delta}", corrupted[delta][0], None), (f"recon d={delta}", corrupted[delta][1], None)]
+        cols += [(f"x_c d={delta}", shown[delta][0]), (f"recon d={delta}", shown[delta][1])]
     for i in range(n):
-        for j, (title, imgs, _) in enumerate(cols):
+        for j, (title, imgs) in enumerate(cols):
             ax = axes[i][j]
             img = imgs[i].detach().cpu()
             ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
@@ -386,28 +496,13 @@ def eigen_attack_grid(ctx: ReproContext) -> ReproResult:
             if i == 0:
                 ax.set_title(title, fontsize=6)
     figs = [save_figure(fig, ctx, "eigen_attack_grid.png")]
-    o, d1, d2 = rows
-    findings = [
-        Finding("at delta_1 = 0.5233 the reconstruction differs significantly from the original's "
-                f"(read as recon MSE >= {MSE_RISE:g} x the clean one)",
-                bool(d1["recon_mse_mean"] >= MSE_RISE * o["recon_mse_mean"]),
-                f"recon MSE clean {_fmt(o['recon_mse_mean'])} vs delta_1 {_fmt(d1['recon_mse_mean'])} "
-                f"(ratio {_fmt(d1['recon_mse_mean'] / o['recon_mse_mean'])})"),
-        Finding("at delta_2 = 0.7443 the damage is more severe than at delta_1",
-                bool(d2["recon_mse_mean"] > d1["recon_mse_mean"]),
-                f"recon MSE {_fmt(d1['recon_mse_mean'])} -> {_fmt(d2['recon_mse_mean'])}"),
-        Finding("the eigendirection is a worse direction than a random one of the same length (control, not in the "
-                "document)",
-                bool(d1["latent_change_mean"] > d1["random_dir_latent_change_mean"]
-                     and d2["latent_change_mean"] > d2["random_dir_latent_change_mean"]),
-                f"latent change eigen vs random: delta_1 {_fmt(d1['latent_change_mean'])} vs "
-                f"{_fmt(d1['random_dir_latent_change_mean'])}, delta_2 {_fmt(d2['latent_change_mean'])} vs "
-                f"{_fmt(d2['random_dir_latent_change_mean'])}"),
-        Finding("the corruption hardly changes the input image (judged from the figure; L2 step given)", None,
-                f"mean ||x_c - x||_2 = {_fmt(d1['step_l2_mean'])} (delta_1), {_fmt(d2['step_l2_mean'])} (delta_2) "
-                f"on {int(np.prod(x.shape[1:]))} pixels in [0, 1]; whether that is visible is a judgement, see the figure"),
-    ]
-    return ReproResult(tables={"attack": rows}, figures=figs, findings=findings,
+    _, r1, r2 = rows
+    per_seed = {"meta": {"seeds": seeds, "mse_rise": MSE_RISE, "deltas": list(FIG2_DELTAS)}, "models": {"VAE": stored}}
+    return ReproResult(tables={"attack": rows}, figures=figs, per_seed=per_seed,
                        notes=_common_notes(size)[:2] + [
-                           f"beta = 1 VAE; {len(x)} test images attacked, {n} shown; x_c = clamp(x +- delta * lambda_1 "
-                           "* v_1, 0, 1) with the sign that moves mu(x) more"])
+                           f"beta = 1 VAE; {len(x)} test images attacked, {n} shown (seed {seeds[0]}); x_c = clamp(x +- "
+                           "delta * lambda_1 * v_1, 0, 1) with the sign that moves mu(x) more",
+                           _seed_note(len(seeds)),
+                           "'the corruption hardly changes the input image' (Fig. 2) is a visual judgement, not tested: "
+                           f"mean ||x_c - x||_2 = {_fmt(r1['step_l2_mean'])} (delta_1), {_fmt(r2['step_l2_mean'])} "
+                           f"(delta_2) on {int(np.prod(x.shape[1:]))} pixels in [0, 1]; see the figure"])

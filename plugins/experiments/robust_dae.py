@@ -24,7 +24,12 @@ offline), and ``downstream_adv_accuracy``. Choices the documents leave open (sta
   the attacked images; we also report the probe-aware ``downstream_pgd`` (L2, lambda = 1) of docs/methods.md §3's ``downstream_adv_accuracy``. The probe is the metric's 2-layer MLP (256 hidden units; Saseendran (thesis)
   says "two-layer MLP", 25 epochs, Adam 1e-2, batch 100).
 - Sizes (training subset, epochs, images x trials, PGD steps/restarts, FID sample counts) are far
-  below the protocol's to fit ~10 CPU minutes; they are stated in every result.
+  below the protocol's to fit ~10 CPU minutes per seed; they are stated in every result.
+- Seeds: every model is trained from ``seeds`` independent initialisations; every model and seed is
+  attacked on the same image draws and targets, so MS-SSIM and probe correctness are paired over
+  images and seeds. Findings go through :mod:`latentbench.stats`: pigeonhole bootstrap of per-pair
+  differences (claims "at every lambda" / "than every baseline" need every comparison to hold), and
+  Welch's t over seeds for FID (one value per trained model).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ import torch
 from latentbench.data import Split
 from latentbench.metric import MetricContext
 from latentbench.registry import get_registry
-from latentbench.experiment import DataSize, Finding, ReproContext, ReproResult, experiment
+from latentbench import stats
+from latentbench.experiment import DataSize, Finding, ReproContext, ReproResult, experiment, seed_matrix
 from latentbench.seeding import component_generator, derive_seed
 from latentbench.training import TrainConfig, train
 from latentbench.plugins.metrics.downstream import DownstreamAdvAccuracy, DownstreamConfig, encode_means, train_probe
@@ -95,13 +101,18 @@ class RDSize(DataSize):
     fid_real_n: int
     downstream_n: int
     probe_epochs: int
+    seeds: int = 3
 
 
 SIZES = {
     "smoke": RDSize(dataset="digits", image_size=None, train_n=300, epochs=1, batch_size=64, hidden=[32],
                     latent_dim=10, se_selection_steps=2, pgd_train_steps=2, pool_n=60, images_per_trial=8, trials=2,
                     attack_steps=3, attack_restarts=1, fid_samples=60, fid_real_n=60, downstream_n=30,
-                    probe_epochs=2),
+                    probe_epochs=2, seeds=2),  # 2 seeds x 9 models keeps the plumbing check in the test suite short
+    "reduced": RDSize(dataset="fashion-mnist", image_size=32, train_n=5000, epochs=5, batch_size=100,
+                      hidden=[200, 200, 200, 200], latent_dim=10, se_selection_steps=5, pgd_train_steps=5,
+                      pool_n=1000, images_per_trial=50, trials=2, attack_steps=30, attack_restarts=1,
+                      fid_samples=1000, fid_real_n=1000, downstream_n=300, probe_epochs=15),
     "full": RDSize(dataset="fashion-mnist", image_size=32, train_n=10000, epochs=8, batch_size=100,
                    hidden=[200, 200, 200, 200], latent_dim=10, se_selection_steps=10, pgd_train_steps=10,
                    pool_n=2000, images_per_trial=100, trials=3, attack_steps=100, attack_restarts=2,
@@ -127,18 +138,21 @@ def model_specs(size: RDSize) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def attack_metrics(model, label: str, pool: Split, size: RDSize, ctx: ReproContext, dataset: str) -> dict[str, float]:
-    """MS-SSIM and L2 of the docs/methods.md §3 pairs under both attacks at every lambda; keys '<attack>/<pair>@<lambda>'."""
+def attack_metrics(model, label: str, pool: Split, size: RDSize, ctx: ReproContext, dataset: str,
+                   seed: int) -> dict[str, Any]:
+    """MS-SSIM and L2 of the docs/methods.md §3 pairs under both attacks at every lambda; keys
+    '<attack>/<pair>@<lambda>'; per-pair MS-SSIM under 'per_pair/<attack>/<pair>@<lambda>'. The image and
+    target draws depend on the run's seed only, so every model and training seed sees the same pairs."""
     reg = get_registry()
     device = torch.device(ctx.device)
     out: dict[str, float] = {}
     for attack in ("latent_space", "max_damage"):
         for lam in LAMBDAS:
-            atk = reg.attack(attack)(model, generator=component_generator(ctx.seed, "robust_dae_tables", label,
+            atk = reg.attack(attack)(model, generator=component_generator(seed, "robust_dae_tables", label,
                                                                           attack, lam),
                                      eps=lam, steps=size.attack_steps, restarts=size.attack_restarts)
             mctx = MetricContext(model=model, x=pool.x.to(device), y=pool.y.to(device), dataset=dataset, device=device,
-                                 generator=component_generator(ctx.seed, "robust_dae_tables", "metric", label), seed=ctx.seed,
+                                 generator=component_generator(ctx.seed, "robust_dae_tables", "metric"), seed=ctx.seed,
                                  attack=atk, attack_name=attack)
             pairs = dict(images_per_trial=size.images_per_trial, trials=size.trials)
             ms = MSSSIM(MSSSIMConfig(**pairs))(mctx)  # the attack runs here; l2 reuses its cached pairs
@@ -146,6 +160,8 @@ def attack_metrics(model, label: str, pool: Split, size: RDSize, ctx: ReproConte
             for k, v in ms.values.items():
                 if k.endswith("_mean") or k.endswith("_std"):
                     out[f"{attack}/msssim/{k}@{lam:g}"] = v
+            for k, v in ms.per_sample.items():
+                out[f"per_pair/{attack}/{k}@{lam:g}"] = np.asarray(v)
             for k, v in l2.values.items():
                 if k.endswith("_mean"):
                     out[f"{attack}/l2/{k}@{lam:g}"] = v
@@ -154,22 +170,22 @@ def attack_metrics(model, label: str, pool: Split, size: RDSize, ctx: ReproConte
 
 
 def downstream_metrics(model, label: str, train_set: Split, test: Split, size: RDSize, ctx: ReproContext,
-                       dataset: str) -> dict[str, float]:
+                       dataset: str, seed: int) -> dict[str, Any]:
     """Saseendran (thesis) Table 5.7: MLP probe accuracy, clean and under the lambda = 1 latent-space attack (and downstream_pgd)."""
     device = torch.device(ctx.device)
     cfg = DownstreamConfig(probe="mlp", budgets=[1.0], norm="l2", steps=size.attack_steps,
                            restarts=size.attack_restarts, probe_epochs=size.probe_epochs, probe_lr=1e-2, batch_size=100)
     x, y = test.x.to(device), test.y.to(device).long()
     mctx = MetricContext(model=model, x=x, y=y, dataset=dataset, device=device,
-                         generator=component_generator(ctx.seed, "robust_dae_tables", "downstream", label),
-                         seed=ctx.seed, train_x=train_set.x.to(device), train_y=train_set.y.to(device), num_classes=10)
+                         generator=component_generator(seed, "robust_dae_tables", "downstream", label),
+                         seed=seed, train_x=train_set.x.to(device), train_y=train_set.y.to(device), num_classes=10)
     res = DownstreamAdvAccuracy(cfg)(mctx)
     # the metric's probe, rebuilt: train_probe is deterministic in (codes, labels, config, seed)
-    probe = train_probe(encode_means(model, mctx.train_x, cfg.batch_size), mctx.train_y, 10, cfg, ctx.seed)
+    probe = train_probe(encode_means(model, mctx.train_x, cfg.batch_size), mctx.train_y, 10, cfg, seed)
     g = component_generator(ctx.seed, "robust_dae_tables", "downstream_targets")
     t_idx = draw_targets(test.y, torch.arange(len(test)), g)
     atk = get_registry().attack("latent_space")(
-        model, generator=component_generator(ctx.seed, "robust_dae_tables", "downstream_latent", label), eps=1.0,
+        model, generator=component_generator(seed, "robust_dae_tables", "downstream_latent", label), eps=1.0,
         steps=size.attack_steps, restarts=size.attack_restarts)
     correct = []
     for i in range(0, len(test), 250):
@@ -177,16 +193,18 @@ def downstream_metrics(model, label: str, train_set: Split, test: Split, size: R
         x_adv = atk(xb, target=tb).x_adv
         with torch.no_grad():
             correct.append(probe(encode_means(model, x_adv, 250)).argmax(1) == y[i:i + 250])
+    correct = torch.cat(correct).double().cpu().numpy()
     return {"clean_acc": 100 * res.values["nominal_accuracy"],
-            "latent_attack_acc@1": 100 * float(torch.cat(correct).double().mean()),
-            "downstream_pgd_acc@1": 100 * res.values["adv_accuracy@1"]}
+            "latent_attack_acc@1": 100 * float(correct.mean()),
+            "downstream_pgd_acc@1": 100 * res.values["adv_accuracy@1"],
+            "per_image/clean": np.asarray(res.per_sample["nominal_correct"]), "per_image/latent_attack@1": correct}
 
 
 def fid_value(model, label: str, train_full: Split, real: Split, size: RDSize, ctx: ReproContext,
-              dataset: str, cache_dir: Path) -> tuple[float, str]:
+              dataset: str, cache_dir: Path, seed: int) -> tuple[float, str]:
     device = torch.device(ctx.device)
     mctx = MetricContext(model=model, x=real.x.to(device), y=real.y.to(device), dataset=dataset, device=device,
-                         generator=component_generator(ctx.seed, "robust_dae_tables", "fid", label), seed=ctx.seed,
+                         generator=component_generator(seed, "robust_dae_tables", "fid", label), seed=seed,
                          train_x=train_full.x, train_y=train_full.y, num_classes=10, cache_dir=cache_dir)
     res = FID(FIDConfig(n_samples=size.fid_samples, batch_size=500, feature_extractor="domain"))(mctx)
     return res.values["fid"], res.info["feature_extractor"]
@@ -235,72 +253,102 @@ def plot_fid_downstream(rows: list[dict[str, Any]], down: list[dict[str, Any]], 
     plt.close(fig)
 
 
-def _cells(r: dict[str, Any]) -> tuple[list[float], list[float]]:
-    return [r[f"LS x_t~xa @{l:g}"] for l in LAMBDAS], [r[f"MD xr~xa @{l:g}"] for l in LAMBDAS]
+#: the two robustness columns: key of the stored per-pair MS-SSIM, and the sign that means "more robust"
+#: (latent-space attack: lower MS-SSIM(x_t, x~_a) is robust; max-damage: higher MS-SSIM(x~_r, x~_a) is)
+COLUMNS = (("LS", "latent_space/target_vs_adv_recon", -1), ("MD", "max_damage/recon_vs_adv_recon", +1))
 
 
-def _fmt(r: dict[str, Any]) -> str:
-    ls, md = _cells(r)
-    return f"{r['model']} LS {'/'.join(f'{v:.3f}' for v in ls)}, MD {'/'.join(f'{v:.3f}' for v in md)}"
+def _pairs(per_seed: dict[str, Any], model: str, col: str, lam: float) -> np.ndarray:
+    return seed_matrix(per_seed["models"][model]["per_pair"][f"{col}@{lam:g}"])
 
 
-def _more_robust(a: dict[str, Any], b: dict[str, Any], tol: float = 0.0) -> list[bool]:
-    """Per (attack, lambda) cell: is a at least as robust as b (up to tol)? LS lower, MD higher is robust."""
-    (ls_a, md_a), (ls_b, md_b) = _cells(a), _cells(b)
-    return [x < y + tol for x, y in zip(ls_a, ls_b)] + [x > y - tol for x, y in zip(md_a, md_b)]
+def _robust_parts(per_seed: dict[str, Any], a: str, b: str, slack: float = 0.0, columns=COLUMNS) -> list[Finding]:
+    """One comparison per (attack, lambda) cell: is ``a`` more robust than ``b`` (effect = a - b MS-SSIM;
+    with ``slack``, "at least as robust up to slack": a non-inferiority margin)."""
+    parts = []
+    for name, col, sign in columns:
+        for lam in LAMBDAS:
+            x, y = _pairs(per_seed, a, col, lam), _pairs(per_seed, b, col, lam)
+            parts.append(Finding.of(f"{a} vs {b}, {name} @{lam:g}", stats.paired_bootstrap(x, y), sign,
+                                    f"{name}@{lam:g} {a} {x.mean():.3f} vs {b} {y.mean():.3f}",
+                                    threshold=-sign * slack if slack else 0.0))
+    return parts
 
 
-def findings(rows: list[dict[str, Any]], down: list[dict[str, Any]]) -> list[Finding]:
-    by = {r["model"]: r for r in rows}
-    dn = {d["model"]: d for d in down}
-    ours = by["Ours"]
-    base = [by[m] for m in TABLE_51 if m != "Ours"]
+def _fid_parts(per_seed: dict[str, Any], a: str, others: list[str], factor: float = 1.0) -> list[Finding]:
+    """FID of ``a`` below ``factor`` x each other model's (Welch over seeds: one FID per trained model)."""
+    fa = np.asarray(per_seed["models"][a]["fid"], dtype=float)
     out = []
-    ls_best = all(_cells(ours)[0][i] < min(_cells(b)[0][i] for b in base) for i in range(len(LAMBDAS)))
-    md_best = all(_cells(ours)[1][i] > max(_cells(b)[1][i] for b in base) for i in range(len(LAMBDAS)))
-    table51 = "; ".join(_fmt(by[m]) for m in TABLE_51)
-    out.append(Finding("Saseendran (thesis) Table 5.1: the robust GMM-DAE (Ours) has the lowest latent-attack MS-SSIM(x_t, x~_a) of "
-                       "VAE, beta-VAE, beta-TCVAE, SE at every lambda", ls_best, table51))
-    out.append(Finding("Saseendran (thesis) Table 5.1: Ours has the highest max-damage MS-SSIM(x~_r, x~_a) at every lambda",
-                       md_best, table51))
-    fids = {m: by[m]["FID"] for m in TABLE_51}
-    out.append(Finding("Saseendran (thesis) Table 5.1: Ours has the best (lowest) FID of these models",
-                       fids["Ours"] < min(v for m, v in fids.items() if m != "Ours"), ", ".join(f"{m} {v:.2f}" for m, v in fids.items())))
-    mono = {r["model"]: (all(np.diff(_cells(r)[0]) > 0), all(np.diff(_cells(r)[1]) < 0)) for r in rows}
-    out.append(Finding("Saseendran (thesis) Table 5.1: both attacks succeed more as lambda grows (LS MS-SSIM rises, MD MS-SSIM falls) "
-                       "for every model", all(a and b for a, b in mono.values()),
-                       "monotone in lambda (LS, MD): " + ", ".join(f"{m} {a}/{b}" for m, (a, b) in mono.items())))
-    se_cells = [c for m in ("VAE", "beta-VAE", "beta-TCVAE") for c in _more_robust(by["SE"], by[m])]
-    out.append(Finding("Saseendran (thesis) Table 5.1: SE is more robust than VAE, beta-VAE and beta-TCVAE under both attacks",
-                       all(se_cells), f"SE more robust in {sum(se_cells)}/{len(se_cells)} (model, attack, lambda) "
-                       f"cells; {_fmt(by['SE'])}; " + "; ".join(_fmt(by[m]) for m in ("VAE", "beta-VAE", "beta-TCVAE"))))
-    c1, c2 = _more_robust(ours, by["Augmented"]), _more_robust(by["Augmented"], by["GMM-DAE"])
-    out.append(Finding("Saseendran (thesis) Table 5.4: coupling helps: Ours is more robust than Augmented, and Augmented more than "
-                       "GMM-DAE, under both attacks at every lambda", all(c1) and all(c2),
-                       f"Ours > Augmented in {sum(c1)}/6 cells, Augmented > GMM-DAE in {sum(c2)}/6; "
-                       + "; ".join(_fmt(by[m]) for m in TABLE_54)))
-    out.append(Finding("Saseendran (thesis) Table 5.4: the robust variants keep the generation fidelity of GMM-DAE (FID within 10%)",
-                       all(by[m]["FID"] <= 1.1 * by["GMM-DAE"]["FID"] for m in ("Augmented", "Ours")),
-                       ", ".join(f"{m} {by[m]['FID']:.2f}" for m in TABLE_54)))
-    g = _more_robust(by["GMM-DAE"], by["VAE"])
-    out.append(Finding("Saseendran (thesis) §5.4.4: the (non-robust) GMM-DAE is already more robust than a standard VAE",
-                       all(g), f"GMM-DAE more robust in {sum(g)}/6 cells; {_fmt(by['GMM-DAE'])}; {_fmt(by['VAE'])}"))
-    u = _more_robust(by["Unimodal-Ours"], by["SE"], tol=COMPARABLE)
-    out.append(Finding("Robust-DAE appendix A.2: the unimodal robust DAE is better than or comparable with the robust baseline (SE)",
-                       all(u), f"Unimodal-Ours at least as robust as SE up to {COMPARABLE} MS-SSIM in {sum(u)}/6 cells; "
-                       f"{_fmt(by['Unimodal-Ours'])}; {_fmt(by['SE'])}"))
-    p = _more_robust(by["PGD-Ours"], ours)
-    out.append(Finding("Robust-DAE appendix A.2: PGD adversarial training improves slightly on FGSM training (PGD-Ours vs Ours)",
-                       sum(p) >= 4, f"PGD-Ours more robust in {sum(p)}/6 cells (read as 'holds' at >= 4); "
-                       f"{_fmt(by['PGD-Ours'])}; {_fmt(ours)}; FID {by['PGD-Ours']['FID']:.2f} vs {ours['FID']:.2f}; "
-                       f"train seconds {by['PGD-Ours']['train_s']:.0f} vs {ours['train_s']:.0f} "
-                       "(Robust-DAE appendix: PGD training about twice as expensive)"))
-    adv = {m: dn[m]["latent_attack_acc@1"] for m in TABLE_57}
-    clean = {m: dn[m]["clean_acc"] for m in TABLE_57}
-    out.append(Finding("Saseendran (thesis) Table 5.7: the probe on Ours keeps the highest accuracy under the lambda = 1 latent attack",
-                       adv["Ours"] > max(v for m, v in adv.items() if m != "Ours"), ", ".join(f"{m} {v:.1f}%" for m, v in adv.items())))
-    out.append(Finding("Saseendran (thesis) Table 5.7: the probe on Ours has the highest clean accuracy",
-                       clean["Ours"] > max(v for m, v in clean.items() if m != "Ours"), ", ".join(f"{m} {v:.1f}%" for m, v in clean.items())))
+    for m in others:
+        fb = factor * np.asarray(per_seed["models"][m]["fid"], dtype=float)
+        out.append(Finding.of(f"FID {a} vs {factor:g} x {m}", stats.welch_interval(fa, fb), -1,
+                              f"FID {a} {fa.mean():.2f} vs {m} {fb.mean() / factor:.2f}"))
+    return out
+
+
+def _probe_parts(per_seed: dict[str, Any], key: str, a: str, others: list[str]) -> list[Finding]:
+    x = seed_matrix(per_seed["models"][a]["per_image"][key])
+    out = []
+    for m in others:
+        y = seed_matrix(per_seed["models"][m]["per_image"][key])
+        out.append(Finding.of(f"{a} vs {m}", stats.paired_bootstrap(x, y), +1,
+                              f"{a} {100 * x.mean():.1f}% vs {m} {100 * y.mean():.1f}%"))
+    return out
+
+
+def findings(per_seed: dict[str, Any]) -> list[Finding]:
+    """Verdicts of Tables 5.1, 5.4, 5.7 and Robust-DAE appendix Table 1 from the stored per-seed results:
+    per-pair MS-SSIM (paired over images and seeds), one FID per seed, per-image probe correctness."""
+    base = [m for m in TABLE_51 if m != "Ours"]
+    out = [
+        Finding.every("Saseendran (thesis) Table 5.1: the robust GMM-DAE (Ours) has a lower latent-attack MS-SSIM(x_t, "
+                      "x~_a) than each of VAE, beta-VAE, beta-TCVAE, SE at every lambda",
+                      [p for m in base for p in _robust_parts(per_seed, "Ours", m, columns=COLUMNS[:1])]),
+        Finding.every("Saseendran (thesis) Table 5.1: Ours has a higher max-damage MS-SSIM(x~_r, x~_a) than each of "
+                      "them at every lambda",
+                      [p for m in base for p in _robust_parts(per_seed, "Ours", m, columns=COLUMNS[1:])]),
+        Finding.every("Saseendran (thesis) Table 5.1: Ours has a lower FID than each of these models (domain features)",
+                      _fid_parts(per_seed, "Ours", base)),
+    ]
+    mono = []
+    for m in per_seed["models"]:
+        for name, col, sign in COLUMNS:
+            for l0, l1 in zip(LAMBDAS, LAMBDAS[1:]):
+                x, y = _pairs(per_seed, m, col, l1), _pairs(per_seed, m, col, l0)
+                mono.append(Finding.of(f"{m} {name} {l0:g}->{l1:g}", stats.paired_bootstrap(x, y, with_permutation=False),
+                                       -sign, f"{m} {name} {y.mean():.3f}->{x.mean():.3f}"))
+    out.append(Finding.every("Saseendran (thesis) Table 5.1: both attacks succeed more as lambda grows (LS MS-SSIM "
+                             "rises, MD MS-SSIM falls, from each lambda to the next) for every model", mono,
+                             evidence=f"{sum(p.verdict == stats.HOLDS for p in mono)} of {len(mono)} steps hold"))
+    out.append(Finding.every("Saseendran (thesis) Table 5.1: SE is more robust than VAE, beta-VAE and beta-TCVAE under "
+                             "both attacks at every lambda",
+                             [p for m in ("VAE", "beta-VAE", "beta-TCVAE") for p in _robust_parts(per_seed, "SE", m)]))
+    out.append(Finding.every("Saseendran (thesis) Table 5.4: coupling helps: Ours is more robust than Augmented, and "
+                             "Augmented more than GMM-DAE, under both attacks at every lambda",
+                             _robust_parts(per_seed, "Ours", "Augmented") + _robust_parts(per_seed, "Augmented", "GMM-DAE")))
+    out.append(Finding.every("Saseendran (thesis) Table 5.4: the robust variants keep the generation fidelity of GMM-DAE "
+                             "(FID below 1.1 x GMM-DAE's)", [p for m in ("Augmented", "Ours")
+                                                             for p in _fid_parts(per_seed, m, ["GMM-DAE"], 1.1)]))
+    out.append(Finding.every("Saseendran (thesis) §5.4.4: the (non-robust) GMM-DAE is already more robust than a "
+                             "standard VAE (every attack and lambda)", _robust_parts(per_seed, "GMM-DAE", "VAE")))
+    out.append(Finding.every(f"Robust-DAE appendix A.2: the unimodal robust DAE is better than or comparable with the "
+                             f"robust baseline SE (non-inferiority: within {COMPARABLE} MS-SSIM at every attack and "
+                             "lambda)", _robust_parts(per_seed, "Unimodal-Ours", "SE", slack=COMPARABLE)))
+    # "slightly improves": one pooled effect, the robustness-signed MS-SSIM difference averaged over the 6 cells
+    pooled = np.mean([sign * (_pairs(per_seed, "PGD-Ours", col, lam) - _pairs(per_seed, "Ours", col, lam))
+                      for _, col, sign in COLUMNS for lam in LAMBDAS], axis=0)
+    secs = {m: np.mean(per_seed["models"][m]["train_s"]) for m in ("PGD-Ours", "Ours")}
+    out.append(Finding.of("Robust-DAE appendix A.2: PGD adversarial training improves slightly on FGSM training "
+                          "(effect = PGD-Ours - Ours robustness-signed MS-SSIM, averaged over attacks and lambdas)",
+                          stats.bootstrap_mean(pooled), +1,
+                          f"train seconds {secs['PGD-Ours']:.0f} vs {secs['Ours']:.0f} (Robust-DAE appendix: PGD "
+                          "training about twice as expensive)"))
+    others = [m for m in TABLE_57 if m != "Ours"]
+    out.append(Finding.every("Saseendran (thesis) Table 5.7: the probe on Ours keeps a higher accuracy under the lambda "
+                             "= 1 latent attack than on each other model", _probe_parts(per_seed, "latent_attack@1",
+                                                                                        "Ours", others)))
+    out.append(Finding.every("Saseendran (thesis) Table 5.7: the probe on Ours has a higher clean accuracy than on each "
+                             "other model", _probe_parts(per_seed, "clean", "Ours", others)))
     return out
 
 
@@ -316,7 +364,7 @@ def doc_tables() -> dict[str, list[dict[str, Any]]]:
 
 
 @experiment("robust_dae_tables", "Robustness of VAEs and (robust) deterministic autoencoders: MS-SSIM, FID, downstream",
-            "Saseendran (thesis) Tables 5.1, 5.4, 5.7; Robust-DAE appendix Table 1")
+            "Saseendran (thesis) Tables 5.1, 5.4, 5.7; Robust-DAE appendix Table 1", findings=findings)
 def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     reg = get_registry()
@@ -330,35 +378,52 @@ def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     # the full run shares the harness's default cache (domain classifier of the leaderboard runs)
     cache_dir = ctx.out_dir / ".latentbench_cache" if ctx.smoke else Path(".latentbench_cache")
     in_shape = tuple(train_set.x.shape[1:])
+    seeds = ctx.seed_list(size.seeds)
     rows, l2_rows, down, train_rows = [], [], [], []
+    models: dict[str, dict[str, Any]] = {}
     extractor, setup = "", None
     for label, name, over in model_specs(size):
         cls = reg.model(name)
-        # initial weights come from the global RNG: seed it per model, so they depend neither on what
-        # imports drew before nor on the models built earlier in the loop
-        torch.manual_seed(derive_seed(ctx.seed, "robust_dae_tables", label, "init"))
-        model = cls(cls.config_class(input_shape=in_shape, **over))
-        tres = train(model, train_set, TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=ctx.seed,
-                                                   device=ctx.device, progress=False), desc=label)
-        train_rows.append({"model": label, "plugin": name, "steps": tres.steps, "train_s": tres.seconds,
-                           "final_loss": tres.final.get("loss", float("nan"))})
-        am = attack_metrics(model, label, pool, size, ctx, dataset)
-        setup = am.pop("ms_ssim_setup")
-        fid, extractor = fid_value(model, label, train_full, real, size, ctx, dataset, cache_dir)
-        rows.append({"model": label,
-                     **{f"LS x_t~xa @{l:g}": am[f"latent_space/msssim/target_vs_adv_recon_mean@{l:g}"] for l in LAMBDAS},
-                     **{f"LS x~xa @{l:g}": am[f"latent_space/msssim/input_vs_adv_mean@{l:g}"] for l in LAMBDAS},
-                     **{f"MD xr~xa @{l:g}": am[f"max_damage/msssim/recon_vs_adv_recon_mean@{l:g}"] for l in LAMBDAS},
-                     **{f"MD x~xa @{l:g}": am[f"max_damage/msssim/input_vs_adv_mean@{l:g}"] for l in LAMBDAS},
-                     "FID": fid, "train_s": tres.seconds})
-        l2_rows.append({"model": label,
-                        **{f"LS L2(x_t, x~_a) @{l:g}": am[f"latent_space/l2/target_vs_adv_recon_mean@{l:g}"]
-                           for l in LAMBDAS},
-                        **{f"MD L2(x~_r, x~_a) @{l:g}": am[f"max_damage/l2/recon_vs_adv_recon_mean@{l:g}"]
-                           for l in LAMBDAS},
-                        **{f"LS trial std of MS-SSIM @{l:g}": am[f"latent_space/msssim/target_vs_adv_recon_std@{l:g}"]
-                           for l in LAMBDAS}})
-        down.append({"model": label, **downstream_metrics(model, label, train_set, down_test, size, ctx, dataset)})
+        store = models[label] = {"per_pair": {}, "per_image": {}, "fid": [], "train_s": []}
+        seed_rows, seed_l2, seed_down = [], [], []
+        for seed in seeds:
+            # initial weights come from the global RNG: seed it per model, so they depend neither on what
+            # imports drew before nor on the models built earlier in the loop
+            torch.manual_seed(derive_seed(seed, "robust_dae_tables", label, "init"))
+            model = cls(cls.config_class(input_shape=in_shape, **over))
+            tres = train(model, train_set, TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=seed,
+                                                       device=ctx.device, progress=False), desc=f"{label} seed {seed}")
+            train_rows.append({"model": label, "seed": seed, "plugin": name, "steps": tres.steps, "train_s": tres.seconds,
+                               "final_loss": tres.final.get("loss", float("nan"))})
+            am = attack_metrics(model, label, pool, size, ctx, dataset, seed)
+            setup = am.pop("ms_ssim_setup")
+            fid, extractor = fid_value(model, label, train_full, real, size, ctx, dataset, cache_dir, seed)
+            for _, col, _ in COLUMNS:
+                for lam in LAMBDAS:
+                    store["per_pair"].setdefault(f"{col}@{lam:g}", []).append(am[f"per_pair/{col}@{lam:g}"])
+            store["fid"].append(fid)
+            store["train_s"].append(tres.seconds)
+            seed_rows.append({
+                **{f"LS x_t~xa @{l:g}": am[f"latent_space/msssim/target_vs_adv_recon_mean@{l:g}"] for l in LAMBDAS},
+                **{f"LS x~xa @{l:g}": am[f"latent_space/msssim/input_vs_adv_mean@{l:g}"] for l in LAMBDAS},
+                **{f"MD xr~xa @{l:g}": am[f"max_damage/msssim/recon_vs_adv_recon_mean@{l:g}"] for l in LAMBDAS},
+                **{f"MD x~xa @{l:g}": am[f"max_damage/msssim/input_vs_adv_mean@{l:g}"] for l in LAMBDAS},
+                "FID": fid, "train_s": tres.seconds})
+            seed_l2.append({
+                **{f"LS L2(x_t, x~_a) @{l:g}": am[f"latent_space/l2/target_vs_adv_recon_mean@{l:g}"] for l in LAMBDAS},
+                **{f"MD L2(x~_r, x~_a) @{l:g}": am[f"max_damage/l2/recon_vs_adv_recon_mean@{l:g}"] for l in LAMBDAS},
+                **{f"LS trial std of MS-SSIM @{l:g}": am[f"latent_space/msssim/target_vs_adv_recon_std@{l:g}"]
+                   for l in LAMBDAS}})
+            dm = downstream_metrics(model, label, train_set, down_test, size, ctx, dataset, seed)
+            for k in ("clean", "latent_attack@1"):
+                store["per_image"].setdefault(k, []).append(dm.pop(f"per_image/{k}"))
+            seed_down.append(dm)
+        # table cells: means over seeds (the per-seed values are in per_seed)
+        rows.append({"model": label, **_seed_mean(seed_rows), "FID seed sd": float(np.std(store["fid"], ddof=1))
+                     if len(seeds) > 1 else float("nan")})
+        l2_rows.append({"model": label, **_seed_mean(seed_l2)})
+        down.append({"model": label, **_seed_mean(seed_down)})
+    per_seed = {"meta": {"seeds": seeds, "lambdas": list(LAMBDAS)}, "models": models}
     figs = [ctx.out_dir / "msssim_vs_lambda.png", ctx.out_dir / "fid_and_downstream.png"]
     plot_msssim(rows, figs[0])
     plot_fid_downstream(rows, down, figs[1])
@@ -384,4 +449,10 @@ def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     ]
     tables = {"MS-SSIM and FID (Saseendran (thesis) Table 5.1 / 5.4, Robust-DAE appendix Table 1)": rows, "L2 distances (Saseendran (thesis) Fig. 5.7)": l2_rows,
               "downstream MLP probe (Saseendran (thesis) Table 5.7, %)": down, "training": train_rows, **doc_tables()}
-    return ReproResult(tables=tables, figures=[str(f) for f in figs], findings=findings(rows, down), notes=notes)
+    notes.append(f"{len(seeds)} independently trained seeds per model; table cells are means over seeds; every model "
+                 "and seed is attacked on the same image draws and targets")
+    return ReproResult(tables=tables, figures=[str(f) for f in figs], per_seed=per_seed, notes=notes)
+
+
+def _seed_mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

@@ -21,7 +21,10 @@ L-inf PGD on the probe's cross-entropy). Choices the document leaves open (state
 - Architecture (Cemgil et al. App. C.1): the same MLP (4 x 200 ReLU, latent 32, Gaussian decoder v = 0.5,
   Adam 1e-3) for the VAE and every SE; SE gamma 1, selection L = 20 PGD steps (Fig. 4).
 - Training length, evaluation subset and attack budget are far below Cemgil et al.'s (300K iterations,
-  whole test set, 100 steps x 10 restarts): the full size is chosen to fit ~10 CPU minutes.
+  whole test set, 100 steps x 10 restarts): the full size is chosen to fit ~10 CPU minutes per seed.
+- Seeds: every model is trained from ``seeds`` independent initialisations on the same data; the
+  findings compare per-image correctness (paired images, same attack draws per seed) through
+  :mod:`latentbench.stats`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import torch
 from latentbench.data import Split
 from latentbench.metric import MetricContext
 from latentbench.registry import get_registry
-from latentbench.experiment import DataSize, Finding, ReproContext, ReproResult, experiment
+from latentbench import stats
+from latentbench.experiment import DataSize, Finding, ReproContext, ReproResult, experiment, seed_matrix
 from latentbench.seeding import component_generator, derive_seed
 from latentbench.training import TrainConfig, train
 from latentbench.plugins.metrics.downstream import DownstreamAdvAccuracy, DownstreamConfig
@@ -66,12 +70,16 @@ class SESize(DataSize):
     attack_steps: int
     attack_restarts: int
     probe_epochs: int
+    seeds: int = 3
 
 
 SIZES = {
     "smoke": SESize(dataset="digits", image_size=None, train_n=300, eval_n=40, epochs=1, batch_size=64, hidden=[32],
                     latent_dim=4, selection_steps=2, radii=[0.1, 0.2], budgets=[0.1, 0.3], attack_steps=3,
                     attack_restarts=2, probe_epochs=3),
+    "reduced": SESize(dataset="fashion-mnist", image_size=None, train_n=5000, eval_n=300, epochs=4, batch_size=100,
+                      hidden=[200, 200, 200, 200], latent_dim=32, selection_steps=10, radii=[0.1, 0.2],
+                      budgets=[0.01, 0.05, 0.1, 0.2], attack_steps=20, attack_restarts=1, probe_epochs=20),
     "full": SESize(dataset="fashion-mnist", image_size=None, train_n=10000, eval_n=500, epochs=6, batch_size=100,
                    hidden=[200, 200, 200, 200], latent_dim=32, selection_steps=20, radii=[0.1, 0.2],
                    budgets=[0.01, 0.05, 0.1, 0.2, 0.3], attack_steps=50, attack_restarts=3, probe_epochs=30),
@@ -144,63 +152,64 @@ def plot_curves(rows: list[dict[str, Any]], budgets: list[float], path) -> None:
     plt.close(fig)
 
 
-def _mean_adv(row: dict[str, Any], budgets: list[float]) -> float:
-    return float(np.mean([row[f"adv@{b:g}"] for b in budgets]))
+def _adv(per_seed: dict[str, Any], model: str, task: str, budgets: list[float] | None = None) -> np.ndarray:
+    """(seeds, images) correctness under attack, averaged over ``budgets`` (default: every radius)."""
+    budgets = per_seed["meta"]["budgets"] if budgets is None else budgets
+    m = per_seed["models"][model][task]
+    return np.mean([seed_matrix(m[f"adv@{b:g}"]) for b in budgets], axis=0)
 
 
-def findings(rows: list[dict[str, Any]], size: SESize) -> list[Finding]:
-    by = {(r["model"], r["task"]): r for r in rows}
-    b_all, b_max = size.budgets, size.budgets[-1]
-    se = [f"SE eps={r:g}" for r in size.radii]
-    rnd = [f"SE random eps={r:g}" for r in size.radii]
-    out = []
-    vae_c = by[("VAE", "class")]
-    out.append(Finding(
-        "VAE adversarial accuracy quickly drops towards zero as the attack radius grows (class task)",
-        vae_c[f"adv@{b_max:g}"] < NEAR_ZERO,
-        "VAE class-task accuracy " + ", ".join(f"{vae_c[f'adv@{b:g}']:.3f} @ {b:g}" for b in b_all)
-        + f" (nominal {vae_c['nominal']:.3f}); 'towards zero' read as < {NEAR_ZERO} at the largest radius"))
+def _nominal(per_seed: dict[str, Any], model: str, task: str) -> np.ndarray:
+    return seed_matrix(per_seed["models"][model][task]["nominal"])
+
+
+def findings(per_seed: dict[str, Any]) -> list[Finding]:
+    """Verdicts of Fig. 4 / 7a from the stored per-seed, per-image correctness (clean and under attack)."""
+    meta = per_seed["meta"]
+    b_max = meta["budgets"][-1]
+    se = [f"SE eps={r:g}" for r in meta["radii"]]
+    rnd = [f"SE random eps={r:g}" for r in meta["radii"]]
+    out = [Finding.of("VAE adversarial accuracy quickly drops towards zero as the attack radius grows (class task; "
+                      f"'towards zero' read as < {meta['near_zero']} at the largest radius {b_max:g})",
+                      stats.bootstrap_mean(_adv(per_seed, "VAE", "class", [b_max])), -1,
+                      "VAE class-task accuracy " + ", ".join(
+                          f"{_adv(per_seed, 'VAE', 'class', [b]).mean():.3f} @ {b:g}" for b in meta["budgets"]),
+                      threshold=meta["near_zero"])]
     for task in ("class", "colour"):
-        v = by[("VAE", task)]
-        # ties (typically both at 0 accuracy at the largest radii) are not evidence against the claim:
-        # SE must be at least as accurate at every radius and more accurate on average over the radii
-        cells = [(m, b) for m in se for b in b_all[1:]]
-        above = [c for c in cells if by[(c[0], task)][f"adv@{c[1]:g}"] > v[f"adv@{c[1]:g}"]]
-        below = [c for c in cells if by[(c[0], task)][f"adv@{c[1]:g}"] < v[f"adv@{c[1]:g}"]]
-        out.append(Finding(
-            f"SE keeps a higher adversarial accuracy than the VAE ({task} task), degrading more gracefully",
-            not below and all(_mean_adv(by[(m, task)], b_all) > _mean_adv(v, b_all) for m in se),
-            f"SE above VAE at {len(above)}, below at {len(below)}, tied at {len(cells) - len(above) - len(below)} of "
-            f"{len(cells)} (model, radius > {b_all[0]:g}) cells; mean adversarial accuracy over "
-            f"radii: VAE {_mean_adv(v, b_all):.3f}, "
-            + ", ".join(f"{m} {_mean_adv(by[(m, task)], b_all):.3f}" for m in se)))
-    noms = {m: by[(m, "colour")]["nominal"] for m in ["VAE"] + se}
-    out.append(Finding(
-        "colour task: VAE and SE reach close to perfect nominal accuracy",
-        all(v >= NEAR_PERFECT for v in noms.values()),
-        ", ".join(f"{m} {v:.3f}" for m, v in noms.items()) + f" (threshold {NEAR_PERFECT})"))
-    diffs = {t: abs(by[(se[0], t)]["nominal"] - by[(se[-1], t)]["nominal"]) for t in ("class", "colour")}
-    out.append(Finding(
-        "SE nominal accuracy is virtually identical for the two selection radii",
-        all(d <= SAME_NOMINAL for d in diffs.values()),
-        ", ".join(f"{t}: {by[(se[0], t)]['nominal']:.3f} vs {by[(se[-1], t)]['nominal']:.3f}" for t in diffs)
-        + f" (tolerance {SAME_NOMINAL})"))
+        v = _adv(per_seed, "VAE", task)
+        parts = [Finding.of(m, stats.paired_bootstrap(_adv(per_seed, m, task), v), +1,
+                            f"{m} {_adv(per_seed, m, task).mean():.3f} vs VAE {v.mean():.3f}") for m in se]
+        out.append(Finding.every(f"SE keeps a higher adversarial accuracy than the VAE ({task} task), degrading more "
+                                 "gracefully; effect = SE - VAE accuracy averaged over the attack radii, per selection "
+                                 "radius", parts))
+    parts = [Finding.of(m, stats.bootstrap_mean(_nominal(per_seed, m, "colour")), +1,
+                        f"{m} {_nominal(per_seed, m, 'colour').mean():.3f}", threshold=meta["near_perfect"])
+             for m in ["VAE"] + se]
+    out.append(Finding.every(f"colour task: VAE and SE reach close to perfect nominal accuracy (>= "
+                             f"{meta['near_perfect']})", parts))
+    parts = [Finding.of(t, stats.paired_bootstrap(_nominal(per_seed, se[0], t), _nominal(per_seed, se[-1], t)), 0,
+                        f"{t}: {_nominal(per_seed, se[0], t).mean():.3f} vs {_nominal(per_seed, se[-1], t).mean():.3f}",
+                        margin=meta["same_nominal"]) for t in ("class", "colour")]
+    out.append(Finding.every(f"SE nominal accuracy is virtually identical for the two selection radii (difference "
+                             f"within {meta['same_nominal']}, both tasks)", parts))
     for task in ("class", "colour"):
-        v = _mean_adv(by[("VAE", task)], b_all)
-        r = [_mean_adv(by[(m, task)], b_all) for m in rnd]
-        s = [_mean_adv(by[(m, task)], b_all) for m in se]
-        out.append(Finding(
-            f"random selection improves on the VAE only a little; adversarial selection is much more effective "
-            f"({task} task, Cemgil et al. Fig. 7a)",
-            all(x >= v for x in r) and all(a > b for a, b in zip(s, r)),
-            f"mean adversarial accuracy over radii: VAE {v:.3f}; random "
-            + ", ".join(f"{m} {x:.3f}" for m, x in zip(rnd, r)) + "; PGD "
-            + ", ".join(f"{m} {x:.3f}" for m, x in zip(se, s)) + " (compared at equal radius)"))
+        v = _adv(per_seed, "VAE", task)
+        parts = []
+        for m_pgd, m_rnd in zip(se, rnd):
+            a, b = _adv(per_seed, m_pgd, task), _adv(per_seed, m_rnd, task)
+            nom = _nominal(per_seed, m_pgd, task).mean() - _nominal(per_seed, m_rnd, task).mean()
+            parts.append(Finding.of(m_pgd, stats.paired_bootstrap(a, b), +1,
+                                    f"{m_pgd} {a.mean():.3f} vs {m_rnd} {b.mean():.3f} (VAE {v.mean():.3f}; nominal "
+                                    f"accuracy differs by {nom:+.3f}, a confound)"))
+        out.append(Finding.every(f"adversarial selection is more effective than random selection at equal radius ({task} "
+                                 "task, Cemgil et al. Fig. 7a; effect = PGD-selected SE - random-selected SE accuracy "
+                                 "averaged over the attack radii; 'random improves on the VAE only a little' is shown, "
+                                 "not tested)", parts))
     return out
 
 
 @experiment("se_downstream", "Downstream adversarial accuracy of VAE and smooth-encoder representations",
-            "Cemgil et al. §4 Fig. 4, App. C.1 Fig. 7(a)")
+            "Cemgil et al. §4 Fig. 4, App. C.1 Fig. 7(a)", findings=findings)
 def se_downstream(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
     reg = get_registry()
@@ -210,31 +219,44 @@ def se_downstream(ctx: ReproContext) -> ReproResult:
     rows, train_rows = [], []
     dcfg = DownstreamConfig(probe="linear", budgets=list(size.budgets), norm="linf", steps=size.attack_steps,
                             restarts=size.attack_restarts, probe_epochs=size.probe_epochs)
+    seeds = ctx.seed_list(size.seeds)
+    models: dict[str, dict[str, dict[str, list]]] = {}
     for label, name, over in model_specs(size):
         cls = reg.model(name)
-        # initial weights come from the global RNG: seed it per model, so they depend neither on what
-        # imports drew before nor on the models built earlier in the loop
-        torch.manual_seed(derive_seed(ctx.seed, "se_downstream", label, "init"))
-        model = cls(cls.config_class(input_shape=in_shape, **over))
-        tcfg = TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=ctx.seed, device=ctx.device,
-                           progress=False)
-        # the trainer only needs x; the labels it would pass are unused by these models
-        tres = train(model, Split(train_set.x, train_set.y["class"]), tcfg, desc=label)
-        with torch.no_grad():
-            mu = model.encode(eval_set.x.to(device)).mean
-        train_rows.append({"model": label, "steps": tres.steps, "train_seconds": tres.seconds,
-                           **{f"final_{k}": v for k, v in tres.final.items() if k in ("loss", "kl", "w2_gamma")},
-                           # posterior collapse diagnostic: units whose mean code carries information about x
-                           "active_units": int((mu.var(0) > ACTIVE_UNIT_VAR).sum())})
+        store = models[label] = {t: {k: [] for k in ["nominal"] + [f"adv@{b:g}" for b in size.budgets]}
+                                 for t in ("colour", "class")}
+        for seed in seeds:
+            # initial weights come from the global RNG: seed it per model, so they depend neither on what
+            # imports drew before nor on the models built earlier in the loop
+            torch.manual_seed(derive_seed(seed, "se_downstream", label, "init"))
+            model = cls(cls.config_class(input_shape=in_shape, **over))
+            tcfg = TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=seed, device=ctx.device,
+                               progress=False)
+            # the trainer only needs x; the labels it would pass are unused by these models
+            tres = train(model, Split(train_set.x, train_set.y["class"]), tcfg, desc=f"{label} seed {seed}")
+            with torch.no_grad():
+                mu = model.encode(eval_set.x.to(device)).mean
+            train_rows.append({"model": label, "seed": seed, "steps": tres.steps, "train_seconds": tres.seconds,
+                               **{f"final_{k}": v for k, v in tres.final.items() if k in ("loss", "kl", "w2_gamma")},
+                               # posterior collapse diagnostic: units whose mean code carries information about x
+                               "active_units": int((mu.var(0) > ACTIVE_UNIT_VAR).sum())})
+            for task in ("colour", "class"):
+                mctx = MetricContext(model=model, x=eval_set.x.to(device), y=eval_set.y[task].to(device),
+                                     dataset=f"colour-{size.dataset}", device=device,
+                                     generator=component_generator(seed, "se_downstream", label, task), seed=seed,
+                                     train_x=train_set.x.to(device), train_y=train_set.y[task].to(device),
+                                     num_classes=len(CUBE_COLOURS) if task == "colour" else 10)
+                res = DownstreamAdvAccuracy(dcfg)(mctx)
+                store[task]["nominal"].append(res.per_sample["nominal_correct"])
+                for b in size.budgets:
+                    store[task][f"adv@{b:g}"].append(res.per_sample[f"adv_correct@{b:g}"])
         for task in ("colour", "class"):
-            mctx = MetricContext(model=model, x=eval_set.x.to(device), y=eval_set.y[task].to(device),
-                                 dataset=f"colour-{size.dataset}", device=device,
-                                 generator=component_generator(ctx.seed, "se_downstream", label, task), seed=ctx.seed,
-                                 train_x=train_set.x.to(device), train_y=train_set.y[task].to(device),
-                                 num_classes=len(CUBE_COLOURS) if task == "colour" else 10)
-            res = DownstreamAdvAccuracy(dcfg)(mctx)
-            rows.append({"model": label, "task": task, "nominal": res.values["nominal_accuracy"],
-                         **{f"adv@{b:g}": res.values[f"adv_accuracy@{b:g}"] for b in size.budgets}})
+            rows.append({"model": label, "task": task, "seeds": len(seeds),
+                         "nominal": float(np.mean(store[task]["nominal"])),
+                         **{f"adv@{b:g}": float(np.mean(store[task][f"adv@{b:g}"])) for b in size.budgets}})
+    per_seed = {"meta": {"seeds": seeds, "budgets": list(size.budgets), "radii": list(size.radii),
+                         "near_zero": NEAR_ZERO, "same_nominal": SAME_NOMINAL, "near_perfect": NEAR_PERFECT},
+                "models": models}
     fig = ctx.out_dir / "se_downstream_adv_accuracy.png"
     plot_curves(rows, size.budgets, fig)
     notes = [
@@ -251,6 +273,8 @@ def se_downstream(ctx: ReproContext) -> ReproResult:
         "then clipped to [0, 1]); Cemgil et al. Fig. 7(a) does not give its radius, we train it at both radii",
         "Cemgil et al. Fig. 5 (MLP vs ConvNet on MNIST) is not reproduced: MLP only",
         "Cemgil et al.'s figures give no numbers; the comparison is qualitative",
+        f"{len(seeds)} independently trained seeds per model (and probe); accuracies are means over seeds and the "
+        f"{size.eval_n} evaluation images",
     ]
     return ReproResult(tables={"downstream accuracy (Cemgil et al. Fig. 4 / 7a)": rows, "training": train_rows},
-                       figures=[str(fig)], findings=findings(rows, size), notes=notes)
+                       figures=[str(fig)], per_seed=per_seed, notes=notes)

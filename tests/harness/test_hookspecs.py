@@ -53,11 +53,14 @@ def test_protocols_hook():
 
 def test_experiments_hook(tmp_path):
     from latentbench.experiment import Finding, ReproResult, experiment, run_experiment
+    from latentbench.stats import Estimate
 
     @experiment("tiny_exp", "a one-row experiment", "nowhere §0")
     def tiny(ctx):
         return ReproResult(tables={"t": [{"size": ctx.size, "seed": ctx.seed}]},
-                           findings=[Finding("the seed is passed through", ctx.seed == 3, f"seed {ctx.seed}")])
+                           findings=[Finding.of("the seed is passed through",
+                                                Estimate("seed check", float(ctx.seed), float(ctx.seed), float(ctx.seed), 1, 0),
+                                                +1, f"seed {ctx.seed}", threshold=2.5)])
 
     reg = load_registry(extra_plugins=[_plugin(latentbench_experiments=lambda: [tiny])])
     assert reg.experiment("tiny_exp") is tiny and "beta_sweep" in reg.names("experiment")

@@ -4,13 +4,13 @@ import torch
 from latentbench.experiment import run_experiment
 
 
-def smoke_on_one_thread(name, out):
+def smoke_on_one_thread(name, out, seeds=None):
     """Run one experiment at smoke size on one torch thread (tiny models gain nothing from a second
     thread, and on a shared 2-core machine it thrashes)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return run_experiment(name, "smoke", out)
+        return run_experiment(name, "smoke", out, seeds=seeds)
     finally:
         torch.set_num_threads(threads)
 
@@ -36,10 +36,11 @@ def rerun_smoke():
 def check_artifacts():
     """What every experiment's run must leave behind: registered under its name, each figure a PNG of
     real size in its folder, non-empty tables, findings that carry evidence, notes, and a results.json
-    / results.md that match the in-memory result. Returns the parsed results.json."""
+    / results.md that match the in-memory result, with per-seed results from which the findings are
+    recomputed identically. Returns the parsed results.json."""
     import json
 
-    from latentbench.experiment import Finding, load_experiments
+    from latentbench.experiment import Finding, load_experiments, recompute_findings
 
     def check(out, name, res):
         assert name in load_experiments()
@@ -53,6 +54,11 @@ def check_artifacts():
         payload = json.loads((folder / "results.json").read_text())
         assert payload["experiment"] == name and len(payload["findings"]) == len(res.findings) and payload["notes"]
         assert "![" in (folder / "results.md").read_text()
+        assert [f["verdict"] for f in payload["findings"]] == [f.verdict for f in res.findings]
+        assert all(f.verdict in ("holds", "does not hold", "inconclusive") for f in res.findings)
+        # compared as JSON text: nan (an inestimable effect) is not equal to itself as a float
+        again = [f.to_dict() for f in recompute_findings(folder / "results.json")]
+        assert json.dumps(again) == json.dumps(payload["findings"])
         return payload
 
     return check

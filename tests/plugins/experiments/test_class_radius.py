@@ -35,7 +35,7 @@ def test_grid_gans_rows_cover_each_generator(smoke_runs):
 
     size = GRID_SIZES["smoke"]
     rows = smoke_runs[1]["grid_gans"].tables["generators"]
-    assert len(rows) == len(size.modes) + len(size.plain_seeds)
+    assert len(rows) == (len(size.modes) + 1) * size.seeds  # PacGAN-2 per k and one plain GAN, every seed
     K = (2 * size.n + 1) ** 2
     for r in rows:
         assert 0 <= r["covered_modes"] <= r["classes_hit"] <= K
@@ -70,3 +70,39 @@ def test_mode_coverage_counts_only_high_quality_points():
     assert cov["classes_hit"] == 2
     assert cov["hq_share"] == pytest.approx((2 * COVER_MIN - 1) / len(pts))
     assert cov["p"].sum() == pytest.approx(1.0) and cov["p"].max() == pytest.approx(COVER_MIN / len(pts))
+
+
+# --- verdicts recomputed from stored per-seed results (no training) ---
+
+from tests.plugins.experiments.stored import const, noisy  # noqa: E402
+
+
+def test_grid_gans_verdicts_are_recomputed_from_stored_results():
+    from latentbench.plugins.experiments.class_radius import grid_gans_findings
+
+    gens = {}
+    for k, covered in enumerate([1, 5, 9]):
+        # the radius falls with coverage; every generator hits 9 classes (no variation: no trend measurable);
+        # only the 9-mode one meets Theorem 3.1's premise, and its radius sits well under the bound
+        gens[f"g{k}"] = {"covered": [covered] * 3, "classes_hit": [9] * 3, "radius": noisy([3.0 - 0.3 * k] * 3, seed=k),
+                         "thm31_bound": [2.5] * 3, "thm31_premise": [covered == 9] * 3}
+    per_seed = {"meta": {"seeds": 3, "seed_list": [0, 1, 2], "cover_min": 20, "K": 9}, "generators": gens}
+    res = grid_gans_findings(per_seed)
+    assert [f.verdict for f in res] == ["holds", "inconclusive", "holds"]
+    assert len(res[2].parts) == 3  # one bound check per seed of the one generator meeting the premise
+    # the radius of g2 is 2.4 against the bound 2.5: effect = mean r - bound
+    assert res[2].parts[0].effect == pytest.approx(2.4 - 2.5, abs=2e-3)
+
+
+def test_lc_vae_verdicts_are_recomputed_from_stored_results():
+    from latentbench.plugins.experiments.class_radius import lc_vae_findings
+
+    vae = {"hole_dist": noisy(0.5), "unsure": const(0.0), "class_radius": noisy(1.0), "recon_mse": noisy(0.030, scale=1e-4),
+           "code_norm": noisy(1.5)}
+    lc = {"hole_dist": noisy(0.3, seed=1), "unsure": const(0.0), "class_radius": noisy(1.2, seed=2),
+          "recon_mse": noisy(0.031, scale=1e-4, seed=3), "code_norm": noisy(1.0, seed=4)}
+    res = lc_vae_findings({"meta": {"seeds": [0, 1, 2]}, "models": {"VAE": vae, "LC-VAE": lc}})
+    # smaller holes; a larger class radius refutes "lowers"; MSE 0.031 vs 0.030 is inside the 10% margin;
+    # equal 'unsure' shares cannot show "more"; smaller codes
+    assert [f.verdict for f in res] == ["holds", "does not hold", "holds", "inconclusive", "holds"]
+    assert res[2].margin == pytest.approx(0.1 * float(np.mean(vae["recon_mse"])))
