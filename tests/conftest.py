@@ -3,8 +3,10 @@ import os
 import pytest
 import torch
 
-# Tests run on the CPU with a fixed thread count so timings and numbers are repeatable.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Tests run on the CPU with a fixed thread count so timings and numbers are repeatable: at most 2,
+# or OMP_NUM_THREADS when it is set (scripts/bench.sh sets 1: benchmark ratios are one-thread ratios,
+# and two threads per process spin-wait whenever the machine is shared)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")
