@@ -119,6 +119,9 @@ def test_bench_batched_vs_sequential_restarts(benchmark, cls, setup):
           f"{cmp.reference_s * 1e3:.0f} ms -> {cmp.speedup:.2f}x; bare forward+backward floor {floor * 1e3:.0f} ms "
           f"(batched = {cmp.subject_s / floor:.2f}x the floor; no batching can exceed "
           f"{cmp.reference_s / floor:.2f}x)")
+    # regression floor: 1.64-2.04x measured at one thread (the goal of 3x exceeds what the
+    # floor allows for max_damage and needs a zero-overhead step for the others)
+    assert cmp.speedup >= 1.4
 
 
 def _floor_seconds(setup, R: int, steps: int, on_images: bool, rounds: int = 3) -> float:
