@@ -21,7 +21,8 @@ import torch
 
 from latentbench.metric import MetricContext
 from latentbench.plugins.attacks import (DownstreamPGD, EigendirectionAttack, FGSMLatent, LatentSpaceAttack,
-                                         MaxDamageAttack, PGDWasserstein, RandomSearch, ReconstructionCE)
+                                         MaxDamageAttack, PGDWasserstein, PhotoGuardEncoder, RandomSearch,
+                                         ReconstructionCE)
 from latentbench.plugins.metrics.robust_accuracy import RobustAccuracy
 from latentbench.plugins.models.reference import IdentityAutoencoder, IdentityConfig
 from tests.plugins.attacks.conftest import TinyMLPAE
@@ -81,6 +82,9 @@ def attack_strength(name: str, scale: float = 1.0) -> float:
         return -float(atk(x, target=_inputs(seed=1)).objective.mean())  # minimised: a distance to the target
     if name == "max_damage":
         return float(MaxDamageAttack(model, generator=g, **common)(x).objective.mean())
+    if name == "photoguard_encoder":  # its own L-inf threat model; minimised: the distance to the grey code
+        atk = PhotoGuardEncoder(model, generator=g, eps=0.1, steps=steps, restarts=2)
+        return -float(atk(x).objective.mean())
     if name == "pgd_wasserstein":
         return float(PGDWasserstein(model, generator=g, **common)(x).objective.mean())
     if name == "fgsm_latent":
@@ -121,9 +125,10 @@ def headline_robust_accuracy(tmp_path: Path, scale: float = 1.0) -> float:
 
 
 ATTACKS = ["latent_space", "max_damage", "pgd_wasserstein", "fgsm_latent", "eigendirection", "downstream_pgd",
-           "reconstruction_ce", "random_search"]
+           "reconstruction_ce", "random_search", "photoguard_encoder"]
 #: attacks whose strength depends on their number of steps (fgsm_latent and eigendirection take one)
-ITERATIVE = ["latent_space", "max_damage", "pgd_wasserstein", "downstream_pgd", "reconstruction_ce", "random_search"]
+ITERATIVE = ["latent_space", "max_damage", "pgd_wasserstein", "downstream_pgd", "reconstruction_ce", "random_search",
+             "photoguard_encoder"]
 
 
 def _goldens() -> dict:
@@ -170,7 +175,7 @@ def test_headline_is_not_weaker_than_its_golden(tmp_path):
 #: whose step schedule has converged on this small problem by 10 steps (half its budget reaches the
 #: same cross-entropy), so one step is its weakened run
 WEAKENED = {"latent_space": 0.5, "max_damage": 0.5, "pgd_wasserstein": 0.5, "downstream_pgd": 0.5,
-            "random_search": 0.5, "reconstruction_ce": 0.05}
+            "random_search": 0.5, "reconstruction_ce": 0.05, "photoguard_encoder": 0.5}
 
 
 @pytest.mark.skipif(UPDATE, reason="regenerating the goldens")
