@@ -12,11 +12,8 @@ fi
 # torch and torchvision pinned as a pair that installs here (clean-fid needs torchvision);
 # pip skips both quickly when they are already installed.
 "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v "^WARNING: Location" || true
-"$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test,ray,diffusers]" 2>&1 | grep -v "^WARNING: Location" || true
-# pythae 0.1.2 (the adapter's tests) pins an obsolete `dataclasses` backport: installed without its
-# dependencies, and the ones it needs on their own (the same list as the `pythae` extra)
-"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps pythae==0.1.2 2>&1 | grep -v "^WARNING: Location" || true
-"$VENV/bin/pip" install -q --disable-pip-version-check "cloudpickle>=2.1" "pydantic>=2" imageio 2>&1 | grep -v "^WARNING: Location" || true
+# the adapters' libraries (diffusers, pythae) too: their tests run in CI
+"$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test,ray,diffusers,pythae]" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" -c "import latentbench, torch, torchvision, cleanfid, pytorch_msssim" \
   || { echo "setup: installation failed" >&2; exit 1; }
 # Debian packages: Fashion-MNIST (the Fashion-MNIST protocol and some tests) and headless Chromium
