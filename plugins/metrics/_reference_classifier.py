@@ -68,8 +68,8 @@ SPECS = {
         ReferenceClassifierSpec("fashion-mnist-32-v2-advl2", "fashion-mnist", 32, {}, width=16, feature_dim=64,
                                 epochs=4, batch_size=128, max_train=20000, adv_eps=1.5, adv_steps=5,
                                 eval_eps=(0.5, 1.0, 1.5), eval_max=2000),
-        ReferenceClassifierSpec("colour-fashion-64-v1-advl2", "colour-fashion-mnist", 64, {}, width=8, feature_dim=64,
-                                epochs=3, batch_size=128, max_train=10000, adv_eps=3.75, adv_steps=5,
+        ReferenceClassifierSpec("colour-fashion-64-v1-advl2", "colour-fashion-mnist", 64, {}, width=16, feature_dim=64,
+                                epochs=4, batch_size=128, max_train=12000, adv_eps=3.75, adv_steps=5,
                                 eval_eps=(1.25, 2.5, 3.75), eval_max=500),
     )
 }

@@ -119,7 +119,7 @@ def test_protocol_is_registered_and_builds_a_valid_run_config(registry):
 
     net, meta = load_reference_classifier(head["classifier"], head["classifier_sha256"])
     assert meta["input_shape"] == [3, 64, 64] and meta["spec"]["dataset"] == "colour-fashion-mnist"
-    assert meta["test_accuracy"] > 0.4  # well above chance (0.1); 0.449 measured
+    assert meta["test_accuracy"] > 0.5  # well above chance (0.1); 0.535 measured
 
 
 class _Reduced:
