@@ -244,7 +244,7 @@ def pgd(
             if keep_best or steps == 0:
                 better = final > best_val
                 best_val = torch.where(better, final, best_val)
-                best_x = torch.where(better.view(bshape), x_adv, best_x)
+                best_x = select_rows(better.view(bshape), x_adv, best_x)
             else:
                 best_val, best_x = final, x_adv
     res = flush()

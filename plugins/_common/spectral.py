@@ -196,5 +196,9 @@ def von_neumann_entropy(eigenvalues: Tensor, normalization: str = "trace") -> Te
     else:
         raise LatentBenchError(f"unknown entropy normalization '{normalization}': use 'trace' or 'max'")
     p = eigenvalues / denom.clamp_min(torch.finfo(eigenvalues.dtype).tiny)
-    terms = torch.where(p > 0, -p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny)), torch.zeros_like(p))
-    return terms.sum(-1)
+    return -xlogx(p).sum(-1)
+
+
+def xlogx(p: Tensor) -> Tensor:
+    """p log p element-wise with 0 log 0 = 0 (the entropy terms; also the matrix-free estimator's)."""
+    return torch.where(p > 0, p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny)), torch.zeros_like(p))

@@ -63,6 +63,7 @@ from torch import Tensor
 
 from latentbench.attack import frozen
 from latentbench.errors import LatentBenchError
+from latentbench.plugins._common.spectral import xlogx
 
 #: a Ritz value counts as converged when its residual bound is at most this times the largest Ritz
 #: value; the same bound is its error (the head eigenvalues of the entropy estimator)
@@ -120,10 +121,6 @@ class MatfreeSpectrum:
         return mid.to(self.eigenvalues.dtype), (half + noise).to(self.eigenvalues.dtype)
 
 
-def _xlogx(p: Tensor) -> Tensor:
-    return torch.where(p > 0, p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny)), torch.zeros_like(p))
-
-
 def _entropy_estimate(theta: Tensor, h: Tensor, trace: Tensor, rank_bound: int, normalization: str):
     """Midpoint of [head + L, head + U] and its half-width (module docstring), per sample."""
     tiny = torch.finfo(theta.dtype).tiny
@@ -131,7 +128,7 @@ def _entropy_estimate(theta: Tensor, h: Tensor, trace: Tensor, rank_bound: int, 
     head = idx.unsqueeze(0) < h.unsqueeze(1)
     denom = trace if normalization == "trace" else theta[:, 0]
     p = torch.where(head, theta, torch.zeros_like(theta)) / denom.clamp_min(tiny).unsqueeze(1)
-    head_entropy = -_xlogx(p).sum(dim=1)
+    head_entropy = -xlogx(p).sum(dim=1)
     t = (1 - p.sum(dim=1)).clamp_min(0) if normalization == "trace" else \
         ((trace - (p * denom.unsqueeze(1)).sum(dim=1)) / denom.clamp_min(tiny)).clamp_min(0)
     # cap of each tail value: the smallest head value (1 when nothing converged: p <= 1 under trace)
@@ -141,7 +138,7 @@ def _entropy_estimate(theta: Tensor, h: Tensor, trace: Tensor, rank_bound: int, 
     upper = -t * torch.log((t / slots.clamp_min(1)).clamp_min(tiny))
     q = torch.floor(t / c)
     s = (t - q * c).clamp_min(0)
-    lower = -q * _xlogx(c) - _xlogx(s)
+    lower = -q * xlogx(c) - xlogx(s)
     lower = torch.minimum(lower, upper)  # an infeasible cap (head missed an eigenvalue) widens nothing below U
     empty = (slots == 0) | (t <= 0)
     tail_mid = torch.where(empty, torch.zeros_like(t), (lower + upper) / 2)
