@@ -188,7 +188,8 @@ def render_entry_page(t: Table, entry: dict, rank: int, index_href: str = "../..
     body.append(_kv_table(about, num=False))
     body += ["<h2>Main columns</h2>",
              _kv_table([(c.header + _arrow(c), cell_text(c, entry)) for c in t.main or []], ("column", "value")),
-             "<p>Intervals: 95% (1.96 standard errors).</p>"]
+             "<p>Intervals: 95% (± 1.96 standard errors; [low, high] where the metric states the ends, as "
+             "a bootstrap interval).</p>"]
     raised = dict(flags_of(t.sort_column, entry))
     checked = _flag_names(t, entry)
     body.append("<h2>Sanity flags</h2>")

@@ -51,6 +51,15 @@ class Column:
         rec = self.record(entry)
         return None if rec is None or self.value is None else rec["values"].get(self.value + "_se")
 
+    def interval(self, entry: dict) -> Optional[tuple[float, float]]:
+        """The 95% interval the record reports next to the value (``<value>_ci_low`` and
+        ``<value>_ci_high``, e.g. a bootstrap interval), if any."""
+        rec = self.record(entry)
+        if rec is None or self.value is None:
+            return None
+        lo, hi = rec["values"].get(self.value + "_ci_low"), rec["values"].get(self.value + "_ci_high")
+        return None if lo is None or hi is None else (float(lo), float(hi))
+
 
 def _same_budget(a: Optional[float], b: Optional[float]) -> bool:
     if a is None or b is None:
@@ -194,8 +203,17 @@ def fmt_ci(v: Optional[float], se: Optional[float]) -> str:
     return f"{v:.3f} ± {Z95 * se:.3f}"
 
 
+def fmt_interval(v: Optional[float], ci: Optional[tuple[float, float]]) -> str:
+    """A value with an interval the record states by its ends (``0.973 [0.812, 1.120]``); used for
+    intervals that are not symmetric (a bias-corrected bootstrap)."""
+    if v is None or ci is None:
+        return fmt(v)
+    return f"{fmt(v)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
 def cell_text(c: Column, entry: dict) -> str:
-    return fmt_ci(c.get(entry), c.se(entry))
+    ci = c.interval(entry)
+    return fmt_interval(c.get(entry), ci) if ci is not None else fmt_ci(c.get(entry), c.se(entry))
 
 
 def flags_of(c: Column, entry: dict) -> list[tuple[str, str]]:
@@ -300,7 +318,8 @@ def _flag_legend(t: Table) -> list[tuple[str, str]]:
 
 
 MAIN_NOTE = ("Each model links to its detail page: every other measurement, the sanity flags with their "
-             "messages, the robustness curve and example images. Intervals: 95% (1.96 standard errors).")
+             "messages, the robustness curve and example images. Intervals: 95% (± 1.96 standard errors; "
+             "[low, high] where the metric states the ends, as a bootstrap interval).")
 
 
 def _unreliable(entry: dict) -> str:
@@ -342,7 +361,7 @@ def render_markdown(tables: list[Table], empty: tuple = (), pages: str = "pages"
         rows = []
         for i, e in enumerate(t.rows, 1):
             name = f"[{e['name']}]({e['paper']})" if e.get("paper") else e["name"]
-            rows.append([i, name, e["model"]["plugin"], status_of(e)] + [fmt(c.get(e)) for c in t.columns])
+            rows.append([i, name, e["model"]["plugin"], status_of(e)] + [cell_text(c, e) for c in t.columns])
         out += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
     for p in empty:
         out += [f"## {p.name} (version {p.version})", "", p.description, "", "No entries yet.", ""]
@@ -431,7 +450,7 @@ def render_html(tables: list[Table], empty: tuple = (), pages: str = "pages") ->
                      f"<td class='text' data-value='{st}'>{st}</td>"]
             for c in t.columns:
                 v = c.get(ent)
-                cells.append(f"<td data-value='{'' if v is None else repr(float(v))}'>{fmt(v)}</td>")
+                cells.append(f"<td data-value='{'' if v is None else repr(float(v))}'>{e(cell_text(c, ent))}</td>")
             parts.append(f"<tr class='{st}' data-entry='{e(ent['name'])}'>" + "".join(cells) + "</tr>")
         parts.append("</tbody></table>")
     for p in empty:

@@ -276,3 +276,21 @@ def test_an_unreliable_entry_sorts_last_and_says_so(registry, v2_entries):
     assert [r[1] for r in ht["rows"]] == ["vae", "beta_vae", "robust_dae (unreliable)"]
     md = markdown_tables(render_markdown([t]))[table_id("digits-v2")]
     assert [re.sub(r"\[(.*?)\]\([^)]*\)", r"\1", r[1]) for r in md["rows"]] == [r[1] for r in ht["rows"]]
+
+
+def test_an_fid_with_a_bootstrap_interval_is_shown_with_its_ends(registry, v2_entries):
+    """FID states its (asymmetric) bias-corrected bootstrap interval by its ends: the cell shows both
+    ends; an entry without them keeps the bare number."""
+    from latentbench.leaderboard.render import cell_text
+    fid_rec = next(r for r in v2_entries[0]["reported"]["results"] if r["metric"] == "fid")
+    fid = fid_rec["values"]["fid"]
+    fid_rec["values"].update({"fid_ci_low": fid - 0.5, "fid_ci_high": fid + 1.25, "kid": 0.01})
+    (t,) = build_tables(v2_entries, registry)
+    col = next(c for c in t.columns if c.metric == "fid" and c.value == "fid")
+    with_ci = next(e for e in t.rows if e["name"] == v2_entries[0]["name"])
+    lo, hi = fid - 0.5, fid + 1.25
+    assert col.interval(with_ci) == (lo, hi)
+    fmt2 = (lambda v: f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}")
+    assert cell_text(col, with_ci) == f"{fmt2(fid)} [{fmt2(lo)}, {fmt2(hi)}]"
+    other = next(e for e in t.rows if e["name"] != v2_entries[0]["name"])
+    assert col.interval(other) is None and "[" not in cell_text(col, other)
