@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -156,6 +156,13 @@ class Finding:
         d.update(verdict=self.verdict, holds=self.holds, parts=[p.to_dict() for p in self.parts])
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Finding":
+        """The finding :meth:`to_dict` wrote (its verdict is recomputed from the numbers, not read)."""
+        names = {f.name for f in fields(cls)} - {"parts"}
+        return cls(**{k: v for k, v in d.items() if k in names},
+                   parts=[cls.from_dict(p) for p in d.get("parts", [])])
+
 
 @dataclass
 class ReproResult:
@@ -182,22 +189,30 @@ class Experiment:
     source: str
     fn: Callable[[ReproContext], ReproResult]
     findings: Optional[Callable[[dict[str, Any]], list[Finding]]] = None
+    #: tables computed from the stored per-seed results alone (side-by-side comparisons with
+    #: intervals), recomputed with the findings by :func:`refresh_findings`
+    tables: Optional[Callable[[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = None
 
     def __call__(self, ctx: ReproContext) -> ReproResult:
         res = self.fn(ctx)
-        if self.findings is not None:
+        if self.findings is not None or self.tables is not None:
             res.per_seed = stored(res.per_seed)
+        if self.findings is not None:
             res.findings = self.findings(res.per_seed)
+        if self.tables is not None:
+            res.tables.update(self.tables(res.per_seed))
         return res
 
 
-def experiment(name: str, title: str, source: str, findings: Optional[Callable[[dict[str, Any]], list[Finding]]] = None):
+def experiment(name: str, title: str, source: str, findings: Optional[Callable[[dict[str, Any]], list[Finding]]] = None,
+               tables: Optional[Callable[[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = None):
     """Decorator turning ``fn(ctx) -> ReproResult`` into an :class:`Experiment` named ``name``; a
     plugin returns it from its ``latentbench_experiments`` hook. ``findings(per_seed)`` computes the
-    verdicts from the result's stored per-seed results."""
+    verdicts from the result's stored per-seed results; ``tables(per_seed)``, tables derived from
+    them the same way (both are recomputed by ``latentbench reproduce NAME --recompute``)."""
 
     def wrap(fn):
-        return Experiment(name, title, source, fn, findings)
+        return Experiment(name, title, source, fn, findings, tables)
 
     return wrap
 
@@ -307,24 +322,49 @@ def refresh_findings(results_json: str | Path, registry=None) -> list[Finding]:
     results.json and results.md: how a change to a findings function reaches stored runs without
     re-training."""
     from latentbench.atomic import atomic_write_text
+    from latentbench.registry import get_registry
 
     path = Path(results_json)
     found = recompute_findings(path, registry)
     payload = json.loads(path.read_text())
     per_seed = payload.pop("per_seed")
     payload.update(findings=[f.to_dict() for f in found], verdict_counts=count_verdicts(found))
-    text = json.dumps(payload, indent=1, default=float)
-    text = text[:text.rindex("}")].rstrip() + ',\n "per_seed": ' + json.dumps(per_seed, separators=(",", ":")) + "\n}\n"
-    atomic_write_text(path, text)
-    md = path.with_name("results.md")
-    if md.exists():
-        lines = md.read_text().splitlines()
-        keep = [ln for ln in lines if not (ln.startswith("Verdicts: ") or ln.startswith("- **"))]
-        at = next((i for i, ln in enumerate(keep) if ln.startswith("- note:")), len(keep))
-        counts = count_verdicts(found)
-        new = ["Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "."] + finding_lines(found)
-        atomic_write_text(md, "\n".join(keep[:at] + new + keep[at:]) + "\n")
+    exp = (registry or get_registry()).experiment(payload["experiment"])
+    if exp.tables is not None:
+        payload["tables"].update(exp.tables(per_seed))
+    atomic_write_text(path, _results_json(payload, per_seed))
+    atomic_write_text(path.with_name("results.md"), results_markdown(payload))
     return found
+
+
+def _results_json(payload: dict[str, Any], per_seed: Any) -> str:
+    text = json.dumps(payload, indent=1, default=float)
+    # the per-seed arrays on one line: tens of thousands of numbers would otherwise take a line each
+    return text[:text.rindex("}")].rstrip() + ',\n "per_seed": ' + json.dumps(per_seed, separators=(",", ":")) + "\n}\n"
+
+
+def results_markdown(payload: dict[str, Any]) -> str:
+    """results.md of a run: its tables, figures, verdicts with their evidence, notes and times, from
+    results.json's payload alone (so a refresh of the findings rewrites it whole)."""
+    from tabulate import tabulate
+
+    lines = [f"## {payload['title']} ({payload['source']}) — size `{payload['size']}`", ""]
+    for tname, rows in payload["tables"].items():
+        lines += [f"### {tname}", "", tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4g"), ""]
+    for f in payload["figures"]:
+        lines.append(f"![{Path(f).stem}]({f})")
+    lines.append("")
+    found = [Finding.from_dict(f) for f in payload["findings"]]
+    counts = count_verdicts(found)
+    lines.append("Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+    lines.append("")
+    lines += finding_lines(found)
+    for n in payload["notes"]:
+        lines.append(f"- note: {n}")
+    threads = (payload.get("provenance") or {}).get("hardware", {}).get("torch_threads", "?")
+    lines.append(f"\nCPU time {payload['cpu_seconds']:.0f} s, wall time {payload['wall_seconds']:.0f} s "
+                 f"({threads} torch threads).")
+    return "\n".join(lines) + "\n"
 
 
 def count_verdicts(findings: list[Finding]) -> dict[str, int]:
@@ -338,8 +378,6 @@ def finding_lines(findings: list[Finding]) -> list[str]:
 
 
 def write_result(exp: Experiment, ctx: ReproContext, res: ReproResult) -> None:
-    from tabulate import tabulate
-
     from latentbench.atomic import atomic_write_text
     from latentbench.provenance import provenance
 
@@ -349,25 +387,8 @@ def write_result(exp: Experiment, ctx: ReproContext, res: ReproResult) -> None:
                "findings": [f.to_dict() for f in res.findings], "verdict_counts": count_verdicts(res.findings),
                "notes": res.notes, "cpu_seconds": res.cpu_seconds, "wall_seconds": res.wall_seconds,
                "provenance": provenance(seed=ctx.seed, device=ctx.device)}
-    text = json.dumps(payload, indent=1, default=float)
-    # the per-seed arrays on one line: tens of thousands of numbers would otherwise take a line each
-    text = text[:text.rindex("}")].rstrip() + ',\n "per_seed": ' + json.dumps(res.per_seed, separators=(",", ":")) + "\n}\n"
-    atomic_write_text(ctx.out_dir / "results.json", text)
-    lines = [f"## {exp.title} ({exp.source}) — size `{ctx.size}`", ""]
-    for tname, rows in res.tables.items():
-        lines += [f"### {tname}", "", tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4g"), ""]
-    for f in res.figures:
-        lines.append(f"![{Path(f).stem}]({os.path.relpath(f, ctx.out_dir)})")
-    lines.append("")
-    counts = count_verdicts(res.findings)
-    lines.append("Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-    lines.append("")
-    lines += finding_lines(res.findings)
-    for n in res.notes:
-        lines.append(f"- note: {n}")
-    lines.append(f"\nCPU time {res.cpu_seconds:.0f} s, wall time {res.wall_seconds:.0f} s "
-                 f"({torch.get_num_threads()} torch threads).")
-    atomic_write_text(ctx.out_dir / "results.md", "\n".join(lines) + "\n")
+    atomic_write_text(ctx.out_dir / "results.json", _results_json(payload, res.per_seed))
+    atomic_write_text(ctx.out_dir / "results.md", results_markdown(json.loads(json.dumps(payload, default=float))))
 
 
 # --- REPRODUCTION.md and docs/reproduction/<name>.md: verdict tables generated from results.json ---

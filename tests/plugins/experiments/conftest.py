@@ -39,8 +39,9 @@ def check_artifacts():
     / results.md that match the in-memory result, with per-seed results from which the findings are
     recomputed identically. Returns the parsed results.json."""
     import json
+    from pathlib import Path
 
-    from latentbench.experiment import Finding, load_experiments, recompute_findings
+    from latentbench.experiment import Finding, load_experiments, recompute_findings, refresh_findings
 
     def check(out, name, res):
         assert name in load_experiments()
@@ -59,6 +60,17 @@ def check_artifacts():
         # compared as JSON text: nan (an inestimable effect) is not equal to itself as a float
         again = [f.to_dict() for f in recompute_findings(folder / "results.json")]
         assert json.dumps(again) == json.dumps(payload["findings"])
+        assert json.dumps([Finding.from_dict(f).to_dict() for f in payload["findings"]]) == json.dumps(again)
+        # `reproduce --recompute` on an untouched run rewrites results.json and results.md as they were
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in ("results.json", "results.md"):
+                shutil.copy(folder / f, Path(tmp) / f)
+            refresh_findings(Path(tmp) / "results.json")
+            for f in ("results.json", "results.md"):
+                assert (Path(tmp) / f).read_text() == (folder / f).read_text(), f
         return payload
 
     return check

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from latentbench.plugins.experiments.robust_dae import (COLUMNS, DOC_ABLATIONS_MNIST, DOC_TABLE_51_FMNIST,
-                                                       DOC_TABLE_57_FMNIST, LAMBDAS, SIZES, findings, model_specs)
+                                                       DOC_TABLE_57_FMNIST, LAMBDAS, SIZES, findings, model_specs,
+                                                       side_by_side)
 from tests.plugins.experiments.stored import noisy
 from tests import REPO_ROOT
 
@@ -137,3 +138,32 @@ def test_same_seed_gives_the_same_tables_whatever_the_global_rng_state(smoke_run
         for group in ("per_pair", "per_image"):
             for k, v in store[group].items():
                 assert v == ref[group][k][:1], (model, group, k)
+
+
+def test_side_by_side_confirms_the_thesis_order_and_lists_each_pair_it_does_not():
+    """Table 5.1 beside ours: with stored results ordered as the thesis's LS@1 column (Ours, SE, beta-TCVAE,
+    beta-VAE, VAE), that column's ordering is the same and none of its pairs is listed; swapping two models
+    lists exactly that pair as reversed. Intervals are checked against direct computations."""
+    from scipy import stats as sps
+
+    order = ["Ours", "SE", "beta-TCVAE", "beta-VAE", "VAE", "GMM-DAE", "Augmented", "Unimodal-Ours", "PGD-Ours"]
+    per_seed = _stored(order)
+    tables = side_by_side(per_seed)
+    main, orders, differ = tables.values()
+    ls1 = next(o for o in orders if o["column"] == "LS@1")
+    assert ls1["thesis (most robust first)"] == "Ours > SE > beta-TCVAE > beta-VAE > VAE" == ls1["ours"]
+    assert ls1["same"] and not [d for d in differ if d.get("column") == "LS@1"]
+    # our cell: the mean over seeds x pairs; the FID cell: mean +- t(0.975, 2) sd / sqrt(3)
+    ours = next(r for r in main if r["model"] == "SE")
+    x = np.asarray(per_seed["models"]["SE"]["per_pair"]["latent_space/target_vs_adv_recon@1"])
+    assert ours["LS@1 thesis"] == DOC_TABLE_51_FMNIST["SE"][0][0]
+    assert ours["LS@1 ours"].startswith(f"{x.mean():.3f} [")
+    fid = np.asarray(per_seed["models"]["SE"]["fid"])
+    half = sps.t.ppf(0.975, 2) * fid.std(ddof=1) / math.sqrt(3)
+    assert ours["FID ours (domain)"] == f"{fid.mean():.2f} [{fid.mean() - half:.2f}, {fid.mean() + half:.2f}]"
+    # swap SE and beta-TCVAE: the LS@1 pair (SE, beta-TCVAE) is reversed, and no other LS@1 pair is listed
+    order[1], order[2] = order[2], order[1]
+    _, orders, differ = side_by_side(_stored(order)).values()
+    listed = [(d["thesis: more robust"], d["than"], d["ours"]) for d in differ if d.get("column") == "LS@1"]
+    assert listed == [("SE", "beta-TCVAE", "reversed")]
+    assert not next(o for o in orders if o["column"] == "LS@1")["same"]
