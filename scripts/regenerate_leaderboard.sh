@@ -6,6 +6,7 @@
 #   scripts/regenerate_leaderboard.sh digits-v1 fashion-mnist-32-v1   # the v1 tables
 #   MODELS="vae identity" scripts/regenerate_leaderboard.sh digits-v2 # a few models only
 #   NO_RENDER=1 ...                                        # entries only, no validate/render/screenshot
+#   KEEP_WORK=1 ...                                        # reuse stored cells whose keys did not change
 # Measured on one CPU thread: digits-v1 17-47 s per model, fashion-mnist-32-v1 700-1020 s per
 # model; or use LATENTBENCH_DEVICE=cuda.
 # `gan` is excluded: it has no encoder, so latent-space/max-damage attacks, the encoder geometry
@@ -77,8 +78,10 @@ for p in "${PROTOCOLS[@]}"; do
     esac
     # the reference rows have no architecture and nothing to train
     case "$m" in identity|constant) args=(--train-epochs 1 --batch-size 64); extra=() ;; esac
-    # a fresh work dir: stored cells and resume states are keyed on inputs, not on the code that made them
-    rm -rf "runs/benchmark/$p/$m"
+    # a fresh work dir: stored cells and resume states are keyed on inputs, not on the code that made them.
+    # KEEP_WORK=1 keeps it, so only cells whose keys changed (a metric's new setting or plugin version)
+    # are computed; use it only when the solver code is unchanged (leaderboard verify --full checks).
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "runs/benchmark/$p/$m"
     $LB benchmark --protocol "$p" --model "$plugin" --name "$m" "${args[@]}" "${extra[@]}" --device "$DEVICE" --no-progress \
       --save-checkpoint "$ck" --work-dir "runs/benchmark/$p/$m" --out "leaderboard/$p/$m.json"
   done

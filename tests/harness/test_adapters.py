@@ -1,8 +1,9 @@
 """Library adapters (issue 14): diffusers AutoencoderKL and pythae models through `latentbench.evaluate`,
 PhotoGuard's encoder attack, L-inf latent attacks, and pythae folders whose networks are pickled.
 
-The colour protocol here is a stand-in built in the test (scikit-learn digits coloured per image and
-resized to 3x32x32, a few images): no download, a few seconds per evaluation. Numbers are checked
+Most tests use a stand-in colour protocol built in the test (scikit-learn digits coloured per image
+and resized to 3x32x32, a few images): no download, a few seconds per evaluation. One test per library
+runs the registered colour-fashion-64-v1 itself at reduced size, on Fashion-MNIST-format files it writes. Numbers are checked
 against computations made directly with the libraries' own modules, never with the adapter's output.
 """
 
@@ -162,6 +163,57 @@ def test_photoguard_configuration_pulls_codes_towards_the_grey_code(kl_result, k
     clean_dist = (kl_code(kl_vae, eval_x) - kl_code(kl_vae, grey)).norm(dim=1)
     # the attack moved the codes towards the grey image's code (distances in the diffusion model's units)
     assert v["attack_loss_mean"] < 0.9 * clean_dist.mean().item()
+
+
+def _tiny_pythae_vae_64():
+    models = pythae_models()
+    torch.manual_seed(0)
+    return models.VAE(models.VAEConfig(input_dim=(3, 64, 64), latent_dim=4)).eval()
+
+
+@pytest.mark.parametrize("library", ["diffusers", "pythae"])
+def test_evaluate_library_models_on_colour_fashion_64_at_reduced_size(library, one_thread, tmp_path):
+    """The registered colour-fashion-64-v1 (its dataset at 3x64x64, its reference classifier, its ε grid)
+    with fewer images and steps, on Fashion-MNIST-format files written here: a tiny AutoencoderKL and a
+    tiny pythae VAE, each in one evaluate call, with the PhotoGuard configuration and the headline score."""
+    import dataclasses
+
+    import latentbench.registry as reg
+    from latentbench.plugins.protocols.colour_fashion import BUDGETS, COLOUR_FASHION_64_V1
+    from tests.plugins.protocols.test_colour_protocol import _write_idx
+
+    root = tmp_path / "fashion"
+    root.mkdir()
+    _write_idx(root, "test", 24, 0)
+    _write_idx(root, "train", 32, 1)
+    p = COLOUR_FASHION_64_V1
+    head = next(m for m in p.metrics if m["plugin"] == "robust_accuracy")
+    few = {"ce_steps": 2, "ce_restarts": 1, "latent_targets": 1, "latent_steps": 2, "max_damage_steps": 2,
+           "random_queries": 3, "check_subset": 4, "chunk": 8}
+    reduced = dataclasses.replace(
+        p, name="colour-fashion-64-v1-reduced",
+        dataset={**p.dataset, "data_root": str(root), "eval_subset": 8, "train_subset": 32},
+        attacks=({"name": "photoguard", "plugin": "photoguard_encoder", "config": {"steps": 10}},),
+        metrics=({"plugin": "attack_loss"}, {**head, "config": {**head["config"], **few}}))
+
+    class Reduced:
+        @hookimpl
+        def latentbench_protocols(self):
+            return [reduced]
+
+    vae = tiny_autoencoder_kl(sample_size=64) if library == "diffusers" else _tiny_pythae_vae_64()
+    before = reg._REGISTRY
+    reg._REGISTRY = reg.load_registry(extra_plugins=[Reduced()])
+    try:
+        r = latentbench.evaluate(vae, reduced.name, n_examples=4, progress=False, store=tmp_path / "store")
+    finally:
+        reg._REGISTRY = before
+    assert not r.failures and r.n_images == 4
+    pg = cell(r, "attack_loss", "photoguard")
+    assert pg["budget"] == 0.06 and 0 < pg["values"]["adv_norm_mean"] <= 0.06 + 1e-6
+    head_cell = next(c for c in r.cells if c["metric"] == "robust_accuracy")["values"]
+    accs = [head_cell[f"robust_accuracy@{b:g}"] for b in BUDGETS]
+    assert 0 <= accs[2] <= accs[1] <= accs[0] <= head_cell["clean_accuracy"] <= 1
 
 
 def test_autoencoder_kl_adapter_scales_shifts_and_flattens():
