@@ -176,25 +176,17 @@ def test_evaluate_library_models_on_colour_fashion_64_at_reduced_size(library, o
     """The registered colour-fashion-64-v1 (its dataset at 3x64x64, its reference classifier, its ε grid)
     with fewer images and steps, on Fashion-MNIST-format files written here: a tiny AutoencoderKL and a
     tiny pythae VAE, each in one evaluate call, with the PhotoGuard configuration and the headline score."""
-    import dataclasses
-
     import latentbench.registry as reg
-    from latentbench.plugins.protocols.colour_fashion import BUDGETS, COLOUR_FASHION_64_V1
-    from tests.plugins.protocols.test_colour_protocol import _write_idx
+    from latentbench.plugins.protocols.colour_fashion import BUDGETS
+    from tests.plugins.protocols.test_colour_protocol import _write_idx, reduced_protocol
 
     root = tmp_path / "fashion"
     root.mkdir()
     _write_idx(root, "test", 24, 0)
     _write_idx(root, "train", 32, 1)
-    p = COLOUR_FASHION_64_V1
-    head = next(m for m in p.metrics if m["plugin"] == "robust_accuracy")
-    few = {"ce_steps": 2, "ce_restarts": 1, "latent_targets": 1, "latent_steps": 2, "max_damage_steps": 2,
-           "random_queries": 3, "check_subset": 4, "chunk": 8}
-    reduced = dataclasses.replace(
-        p, name="colour-fashion-64-v1-reduced",
-        dataset={**p.dataset, "data_root": str(root), "eval_subset": 8, "train_subset": 32},
-        attacks=({"name": "photoguard", "plugin": "photoguard_encoder", "config": {"steps": 10}},),
-        metrics=({"plugin": "attack_loss"}, {**head, "config": {**head["config"], **few}}))
+    reduced = reduced_protocol(
+        root, "colour-fashion-64-v1-reduced", 8, metrics=({"plugin": "attack_loss"},),
+        attacks=({"name": "photoguard", "plugin": "photoguard_encoder", "config": {"steps": 10}},))
 
     class Reduced:
         @hookimpl

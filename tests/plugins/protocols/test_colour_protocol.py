@@ -122,6 +122,18 @@ def test_protocol_is_registered_and_builds_a_valid_run_config(registry):
     assert meta["test_accuracy"] > 0.5  # well above chance (0.1); 0.535 measured
 
 
+def reduced_protocol(root, name: str, eval_subset: int, attacks=(), metrics=()):
+    """colour-fashion-64-v1 with its headline at a few steps and images, reading ``root``'s IDX files;
+    ``metrics`` come before the headline."""
+    head = next(m for m in COLOUR_FASHION_64_V1.metrics if m["plugin"] == "robust_accuracy")
+    few = {"ce_steps": 2, "ce_restarts": 1, "latent_targets": 1, "latent_steps": 2, "max_damage_steps": 2,
+           "random_queries": 3, "check_subset": 4, "chunk": 8}
+    return dataclasses.replace(
+        COLOUR_FASHION_64_V1, name=name,
+        dataset={**COLOUR_FASHION_64_V1.dataset, "data_root": str(root), "eval_subset": eval_subset, "train_subset": 32},
+        attacks=tuple(attacks), metrics=(*metrics, {**head, "config": {**head["config"], **few}}))
+
+
 class _Reduced:
     def __init__(self, protocol):
         self.protocol = protocol
@@ -137,14 +149,8 @@ def test_protocol_runs_end_to_end_at_reduced_size_with_a_tiny_conv_vae(idx_root,
     from latentbench.training import TrainConfig
 
     root, (_, labels) = idx_root
-    head = next(m for m in COLOUR_FASHION_64_V1.metrics if m["plugin"] == "robust_accuracy")
-    few = {"ce_steps": 2, "ce_restarts": 1, "latent_targets": 1, "latent_steps": 2, "max_damage_steps": 2,
-           "random_queries": 3, "check_subset": 4, "chunk": 8}
-    reduced = dataclasses.replace(
-        COLOUR_FASHION_64_V1, name="colour-fashion-64-tiny-v1",
-        dataset={**COLOUR_FASHION_64_V1.dataset, "data_root": str(root), "eval_subset": 16, "train_subset": 32},
-        # the headline alone: the pair metrics and spectra at 64x64 are covered by their own tests
-        attacks=(), metrics=({**head, "config": {**head["config"], **few}},))
+    # the headline alone: the pair metrics and spectra at 64x64 are covered by their own tests
+    reduced = reduced_protocol(root, "colour-fashion-64-tiny-v1", 16)
     registry = load_registry(extra_plugins=[_Reduced(reduced)])
     entry = evaluate(BenchmarkRequest(protocol=reduced.name, model="vae", name="tiny-conv",
                                       config={"backbone": "conv", "conv_channels": [8, 16], "latent_dim": 4},
