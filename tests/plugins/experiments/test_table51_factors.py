@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from latentbench.plugins.experiments.robust_dae import COLUMNS, LAMBDAS
-from latentbench.plugins.experiments.table51_factors import FACTORS, MODELS, UPSAMPLED, _rescored, findings
+from latentbench.plugins.experiments.table51_factors import FACTORS, MODELS, SIZES, UPSAMPLED, _rescored, findings
 from tests.plugins.experiments.stored import noisy
 
 
@@ -21,10 +21,11 @@ def test_smoke_run_writes_figures_tables_and_findings(smoke_run, check_artifacts
     out, res = smoke_run
     payload = check_artifacts(out, "table51_factors", res)
     assert [f["claim"].split(":")[0] for f in payload["findings"]] == [f for f in FACTORS for _ in ("VAE", "SE")]
-    # every factor scored every model on the same number of pairs per seed
-    for f in FACTORS:
-        sizes = {len(v[0]) for m in MODELS for v in res.per_seed["factors"][f][m].values()}
-        assert len(sizes) == 1, f
+    # every factor scored every model on the same pairs per seed: all trials, the first for the protocol attack
+    n = {f: {len(v[0]) for m in MODELS for v in res.per_seed["factors"][f][m].values()} for f in FACTORS}
+    per_trial = SIZES["smoke"].images_per_trial
+    assert n["protocol attack"] == {per_trial}
+    assert all(v == {per_trial * SIZES["smoke"].trials} for f, v in n.items() if f != "protocol attack")
 
 
 def _stored(better_under):
