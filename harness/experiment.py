@@ -172,6 +172,8 @@ class ReproResult:
     notes: list[str] = field(default_factory=list)  # differences from the document's setup
     #: the per-seed, per-image results the findings are computed from (JSON-able: lists, dicts, numbers)
     per_seed: dict[str, Any] = field(default_factory=dict)
+    #: names of the tables computed from ``per_seed`` alone (Experiment.tables): shown in the write-up
+    derived_tables: list[str] = field(default_factory=list)
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
 
@@ -200,7 +202,9 @@ class Experiment:
         if self.findings is not None:
             res.findings = self.findings(res.per_seed)
         if self.tables is not None:
-            res.tables.update(self.tables(res.per_seed))
+            derived = self.tables(res.per_seed)
+            res.tables.update(derived)
+            res.derived_tables = list(derived)
         return res
 
 
@@ -331,7 +335,9 @@ def refresh_findings(results_json: str | Path, registry=None) -> list[Finding]:
     payload.update(findings=[f.to_dict() for f in found], verdict_counts=count_verdicts(found))
     exp = (registry or get_registry()).experiment(payload["experiment"])
     if exp.tables is not None:
-        payload["tables"].update(exp.tables(per_seed))
+        derived = exp.tables(per_seed)
+        payload["tables"].update(derived)
+        payload["derived_tables"] = list(derived)
     atomic_write_text(path, _results_json(payload, per_seed))
     atomic_write_text(path.with_name("results.md"), results_markdown(payload))
     return found
@@ -387,6 +393,8 @@ def write_result(exp: Experiment, ctx: ReproContext, res: ReproResult) -> None:
                "findings": [f.to_dict() for f in res.findings], "verdict_counts": count_verdicts(res.findings),
                "notes": res.notes, "cpu_seconds": res.cpu_seconds, "wall_seconds": res.wall_seconds,
                "provenance": provenance(seed=ctx.seed, device=ctx.device)}
+    if res.derived_tables:
+        payload["derived_tables"] = res.derived_tables
     atomic_write_text(ctx.out_dir / "results.json", _results_json(payload, res.per_seed))
     atomic_write_text(ctx.out_dir / "results.md", results_markdown(json.loads(json.dumps(payload, default=float))))
 
@@ -417,7 +425,10 @@ FINDING_HEADER = ["finding (hypothesis)", "test", "effect [95% interval] (hypoth
 
 
 def verdict_block(payload: dict[str, Any]) -> str:
-    """The generated part of an experiment's write-up: run, verdict counts, and one row per finding."""
+    """The generated part of an experiment's write-up: run, verdict counts, one row per finding, and the
+    tables derived from the per-seed results."""
+    from tabulate import tabulate
+
     if "per_seed" not in payload:
         return (f"{BLOCK_BEGIN}\n**Not yet re-run under the statistics layer**: the results below come from one "
                 "training run per model and a bare comparison per finding (no interval, no seeds); their verdicts "
@@ -434,6 +445,9 @@ def verdict_block(payload: dict[str, Any]) -> str:
              "threshold = holds, entirely on the other side = does not hold, else inconclusive.", "",
              "| " + " | ".join(FINDING_HEADER) + " |", "|" + "---|" * len(FINDING_HEADER)]
     lines += ["| " + " | ".join(finding_row(f)) + " |" for f in payload["findings"]]
+    for name in payload.get("derived_tables", []):  # computed from per_seed like the verdicts
+        lines += ["", f"**{name}**", "", tabulate(payload["tables"][name], headers="keys", tablefmt="github",
+                                                  floatfmt=".4g", disable_numparse=True)]
     lines += ["", "Evidence per finding:", ""]
     lines += [f"- {_cell(f['claim'])}: {f['evidence']}" for f in payload["findings"]]
     lines += ["", f"What was run (the run's own notes; tables of per-model means in "

@@ -71,6 +71,12 @@ def check_artifacts():
             refresh_findings(Path(tmp) / "results.json")
             for f in ("results.json", "results.md"):
                 assert (Path(tmp) / f).read_text() == (folder / f).read_text(), f
+        # the tables derived from per_seed are part of the generated write-up
+        from latentbench.experiment import verdict_block
+
+        block = verdict_block(payload)
+        assert payload.get("derived_tables", []) == res.derived_tables
+        assert all(f"**{name}**" in block for name in res.derived_tables)
         return payload
 
     return check

@@ -44,6 +44,10 @@ def test_smoke_run_writes_figures_tables_and_findings(smoke_run, check_artifacts
     for r in res.tables["downstream MLP probe (Saseendran (thesis) Table 5.7, %)"]:
         assert all(0 <= r[k] <= 100 for k in ("clean_acc", "latent_attack_acc@1", "downstream_pgd_acc@1"))
     assert any("MS-SSIM configuration" in n for n in payload["notes"])
+    # Table 5.1 beside the thesis: derived from per_seed, one row per Table 5.1 model
+    assert len(res.derived_tables) == 3 and all(n in res.tables for n in res.derived_tables)
+    side = res.tables[res.derived_tables[0]]
+    assert [r["model"] for r in side] == ["VAE", "beta-VAE", "beta-TCVAE", "SE", "Ours"]
 
 
 def _numbers(line):
