@@ -31,7 +31,7 @@ commands, sizes, seeds and CPU times are in each section). The documents trained
 on MNIST, ColorMNIST, CelebA or full Fashion-MNIST; we use Fashion-MNIST (Debian's
 `dataset-fashion-mnist`, resized to 32x32 where the thesis protocol does), a colour version built as
 Cemgil et al. §4 describes, digits, and Manoj's synthetic 2D grid, with fewer epochs and attack steps.
-MS-SSIM uses LatentBench's small-image configuration (`plugins/metrics/msssim_config.py`), and FID
+MS-SSIM uses LatentBench's small-image configuration (`plugins/metrics/_msssim.py`, `setup_for_size`), and FID
 uses the harness's domain feature extractor because Inception weights cannot be downloaded here, so
 FID values are not comparable with the documents'. No run was tuned to agree with a document.
 
