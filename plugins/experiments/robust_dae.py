@@ -138,6 +138,19 @@ def model_specs(size: RDSize) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
+def train_model(label: str, name: str, over: dict[str, Any], size: RDSize, train_set: Split, ctx: ReproContext,
+                seed: int, epochs: int):
+    """One model of the table, trained: (model, training result). Initial weights come from the global
+    RNG, seeded per (seed, label), so they depend neither on what imports drew before nor on the models
+    built earlier (and other experiments get the same initial weights for the same label and seed)."""
+    cls = get_registry().model(name)
+    torch.manual_seed(derive_seed(seed, "robust_dae_tables", label, "init"))
+    model = cls(cls.config_class(input_shape=tuple(train_set.x.shape[1:]), **over))
+    res = train(model, train_set, TrainConfig(epochs=epochs, batch_size=size.batch_size, seed=seed, device=ctx.device,
+                                              progress=False), desc=f"{label} seed {seed} ({epochs} epochs)")
+    return model, res
+
+
 def attack_metrics(model, label: str, pool: Split, size: RDSize, ctx: ReproContext, dataset: str,
                    seed: int) -> dict[str, Any]:
     """MS-SSIM and L2 of the docs/methods.md §3 pairs under both attacks at every lambda; keys
@@ -438,7 +451,6 @@ def side_by_side(per_seed: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             tables=side_by_side)
 def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     size = SIZES[ctx.size]
-    reg = get_registry()
     ds = size.load_dataset(ctx)
     train_full, test = ds.load("train"), ds.load("test")
     train_set = train_full.subset(size.train_n, ctx.seed, "robust_dae_train")
@@ -448,22 +460,15 @@ def robust_dae_tables(ctx: ReproContext) -> ReproResult:
     dataset = f"{size.dataset}-{size.image_size or train_full.x.shape[-1]}"
     # the full run shares the harness's default cache (domain classifier of the leaderboard runs)
     cache_dir = ctx.out_dir / ".latentbench_cache" if ctx.smoke else Path(".latentbench_cache")
-    in_shape = tuple(train_set.x.shape[1:])
     seeds = ctx.seed_list(size.seeds)
     rows, l2_rows, down, train_rows = [], [], [], []
     models: dict[str, dict[str, Any]] = {}
     extractor, setup = "", None
     for label, name, over in model_specs(size):
-        cls = reg.model(name)
         store = models[label] = {"per_pair": {}, "per_image": {}, "fid": [], "train_s": []}
         seed_rows, seed_l2, seed_down = [], [], []
         for seed in seeds:
-            # initial weights come from the global RNG: seed it per model, so they depend neither on what
-            # imports drew before nor on the models built earlier in the loop
-            torch.manual_seed(derive_seed(seed, "robust_dae_tables", label, "init"))
-            model = cls(cls.config_class(input_shape=in_shape, **over))
-            tres = train(model, train_set, TrainConfig(epochs=size.epochs, batch_size=size.batch_size, seed=seed,
-                                                       device=ctx.device, progress=False), desc=f"{label} seed {seed}")
+            model, tres = train_model(label, name, over, size, train_set, ctx, seed, size.epochs)
             train_rows.append({"model": label, "seed": seed, "plugin": name, "steps": tres.steps, "train_s": tres.seconds,
                                "final_loss": tres.final.get("loss", float("nan"))})
             am = attack_metrics(model, label, pool, size, ctx, dataset, seed)

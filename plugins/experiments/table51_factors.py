@@ -33,15 +33,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from latentbench import stats
-from latentbench.experiment import Finding, ReproContext, ReproResult, experiment, seed_matrix
+from latentbench.experiment import Finding, ReproContext, ReproResult, experiment
 from latentbench.metric import MetricContext
-from latentbench.plugins.experiments.robust_dae import COLUMNS, LAMBDAS, SIZES as RD_SIZES, RDSize, model_specs
+from latentbench.plugins.experiments.robust_dae import (COLUMNS, LAMBDAS, SIZES as RD_SIZES, RDSize, _robust_parts,
+                                                       model_specs, train_model)
 from latentbench.plugins.metrics._msssim import STANDARD_WEIGHTS, MSSSIMSetup, ms_ssim_pairs, setup_for_size
 from latentbench.plugins.metrics.pair_metrics import MSSSIM, MSSSIMConfig
 from latentbench.registry import get_registry
-from latentbench.seeding import component_generator, derive_seed
-from latentbench.training import TrainConfig, train
+from latentbench.seeding import component_generator
 
 MODELS = ("VAE", "SE", "Ours")
 #: the factors, in the order the tables list them
@@ -101,17 +100,6 @@ def attacked_scores(model, label: str, pool, size: RDSize, ctx: ReproContext, da
     return out if rescore else {"as run": out["as run"]}
 
 
-def _train(label: str, name: str, over: dict[str, Any], size: RDSize, train_set, ctx: ReproContext, seed: int,
-           epochs: int):
-    cls = get_registry().model(name)
-    # the initial weights of robust_dae_tables' model of this label and seed
-    torch.manual_seed(derive_seed(seed, "robust_dae_tables", label, "init"))
-    model = cls(cls.config_class(input_shape=tuple(train_set.x.shape[1:]), **over))
-    res = train(model, train_set, TrainConfig(epochs=epochs, batch_size=size.batch_size, seed=seed, device=ctx.device,
-                                              progress=False), desc=f"{label} seed {seed} ({epochs} epochs)")
-    return model, res
-
-
 @experiment("table51_factors", "Which setting moves Table 5.1's orderings: training length, attack strength, MS-SSIM",
             "Saseendran (thesis) Table 5.1, §5.4.7", findings=lambda per_seed: findings(per_seed))
 def table51_factors(ctx: ReproContext) -> ReproResult:
@@ -129,14 +117,14 @@ def table51_factors(ctx: ReproContext) -> ReproResult:
     for label in MODELS:
         name, over = specs[label]
         for seed in seeds:
-            model, res = _train(label, name, over, size, train_set, ctx, seed, size.epochs)
+            model, res = train_model(label, name, over, size, train_set, ctx, seed, size.epochs)
             scores = attacked_scores(model, label, pool, size, ctx, dataset, seed, size.attack_steps,
                                      size.attack_restarts, rescore=True, trials=size.trials)
             # 20x the as-run attack's steps x restarts: on the first trial's pairs only
             strong = attacked_scores(model, label, pool, size, ctx, dataset, seed, steps, restarts, rescore=False,
                                      trials=1)
             scores["protocol attack"] = strong["as run"]
-            longer, res3 = _train(label, name, over, size, train_set, ctx, seed, 3 * size.epochs)
+            longer, res3 = train_model(label, name, over, size, train_set, ctx, seed, 3 * size.epochs)
             scores["3x training"] = attacked_scores(longer, label, pool, size, ctx, dataset, seed, size.attack_steps,
                                                     size.attack_restarts, rescore=False, trials=size.trials)["as run"]
             for f, by_key in scores.items():
@@ -190,17 +178,12 @@ def plot_factors(means: list[dict[str, Any]], path) -> None:
 
 
 def findings(per_seed: dict[str, Any]) -> list[Finding]:
-    """Per factor: is Ours more robust than VAE, and than SE, in every column (paired over seeds x pairs)?"""
+    """Per factor: is Ours more robust than VAE, and than SE, in every column (paired over seeds x pairs)?
+    The comparisons are robust_dae_tables' own (:func:`_robust_parts`) on each factor's scores."""
     out = []
     for f in per_seed["meta"]["factors"]:
-        scores = per_seed["factors"][f]
+        scores = {"models": {m: {"per_pair": by_key} for m, by_key in per_seed["factors"][f].items()}}
         for other in ("VAE", "SE"):
-            parts = []
-            for name, col, sign in COLUMNS:
-                for lam in LAMBDAS:
-                    a, b = seed_matrix(scores["Ours"][f"{col}@{lam:g}"]), seed_matrix(scores[other][f"{col}@{lam:g}"])
-                    parts.append(Finding.of(f"{name}@{lam:g}", stats.paired_bootstrap(a, b), sign,
-                                            f"{name}@{lam:g} Ours {a.mean():.3f} vs {other} {b.mean():.3f}"))
             out.append(Finding.every(f"{f}: Ours is more robust than {other} in every column (LS and MD at lambda "
-                                     "1, 3, 5)", parts))
+                                     "1, 3, 5)", _robust_parts(scores, "Ours", other)))
     return out
