@@ -97,10 +97,22 @@ def test_a_plugin_name_that_is_not_plain_is_not_put_in_a_command(lb_copy, capsys
 
 
 def test_benchmark_refuses_to_save_a_checkpoint_outside_before_any_work(tmp_path, capsys):
-    rc = main(["benchmark", "--protocol", "digits-v1", "--model", "vae", "--out", str(tmp_path / "lb/digits-v1/x.json"),
+    rc = main(["benchmark", "--protocol", "digits-v1", "--model", "vae", "--out", str(tmp_path / "lb/digits-v1/vae.json"),
                "--save-checkpoint", str(tmp_path / "elsewhere")])
     assert rc == 2
     err = capsys.readouterr().err
     assert "config error at '--save-checkpoint'" in err and "is not a folder inside a checkpoint root" in err
     assert "lb/checkpoints/ or leaderboard/checkpoints/ or runs/leaderboard-checkpoints/" in err
     assert not (tmp_path / "lb").exists()
+
+
+@pytest.mark.parametrize("out", ["entry.json", "lb/digits-v1/other.json", "lb/mnist/vae.json", "lb/digits-v1/vae.txt"])
+def test_benchmark_refuses_an_entry_file_validate_could_not_read_before_any_work(tmp_path, capsys, out):
+    """An --out not shaped <leaderboard>/<protocol>/<name>.json would give an entry `leaderboard validate`
+    refuses (and a default checkpoint folder outside the repository, e.g. /runs/... for /tmp/entry.json)."""
+    rc = main(["benchmark", "--protocol", "digits-v1", "--model", "vae", "--out", str(tmp_path / out),
+               "--work-dir", str(tmp_path / "work")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "config error at '--out'" in err and "is not <leaderboard>/digits-v1/vae.json" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing may be written before the refusal"
