@@ -170,6 +170,18 @@ def protocol_runner(protocol: str, label: str, model: ModelSpec | str, device: s
     return Runner(cfg, registry, **(executor or {}))
 
 
+def entry_provenance(seed: Optional[int], device: str, executor=None) -> dict[str, Any]:
+    """The entry's provenance. With the ray executor the cells ran in Ray tasks with the executor's CPUs
+    as torch threads, not the driver's count: record theirs, which `leaderboard verify` pins to
+    reproduce the sums bit for bit."""
+    prov = provenance(seed=seed, device=device)
+    if executor is not None:
+        from latentbench.executors import task_threads
+
+        prov["hardware"]["torch_threads"] = task_threads(executor.num_cpus)
+    return prov
+
+
 def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None = None) -> dict[str, Any]:
     """Train or load the model, run the protocol through the Runner and return the entry dict."""
     from latentbench.registry import get_registry
@@ -210,7 +222,7 @@ def evaluate(req: BenchmarkRequest, registry=None, repo_root: str | Path | None 
     except ValueError:
         rel = str(ckpt_dir.resolve())
     results = _result_records(summary.rows, registry)
-    prov = provenance(seed=runner.cfg.seed, device=req.device)
+    prov = entry_provenance(runner.cfg.seed, req.device, runner.executor)
     # run_seconds covers only the cells computed now: cells_reused > 0 means an earlier run in the
     # same work_dir computed the rest (training time is in checkpoint.training.train_seconds)
     prov.update(run_seconds=round(seconds, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

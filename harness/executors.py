@@ -178,6 +178,11 @@ class RayExecutor:
         return _RayRun(self, runner, store, summary).run()
 
 
+def task_threads(num_cpus: float) -> int:
+    """The torch threads of a Ray task given ``num_cpus`` CPUs (at least 1): what its sums depend on."""
+    return max(1, int(num_cpus))
+
+
 # -- the tasks (run in Ray workers) ---------------------------------------------------------------
 #: the worker's copy of the current run's Runner, kept between tasks so data and shared attack runs
 #: are loaded once per worker, not once per task
@@ -187,7 +192,7 @@ _WORKER: dict[str, "Runner"] = {}
 def _worker_runner(runner: "Runner", num_cpus: float) -> "Runner":
     import torch
 
-    torch.set_num_threads(max(1, int(num_cpus)))
+    torch.set_num_threads(task_threads(num_cpus))
     if runner.owner not in _WORKER:
         check_same_code(runner)
         _WORKER.clear()  # one run at a time in a worker: drop an earlier run's data

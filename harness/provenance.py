@@ -12,12 +12,19 @@ from latentbench import __version__
 
 
 @lru_cache(maxsize=None)
-def _hardware(device: str) -> dict[str, Any]:
+def _machine(device: str) -> dict[str, Any]:
     hw: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-                          "cpu_count": __import__("os").cpu_count(), "device": device,
-                          "torch_threads": torch.get_num_threads()}
+                          "cpu_count": __import__("os").cpu_count(), "device": device}
     if device.startswith("cuda") and torch.cuda.is_available():
         hw["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return hw
+
+
+def _hardware(device: str) -> dict[str, Any]:
+    # the thread count is read at each call, not cached with the machine: `leaderboard verify` and Ray
+    # workers change it within a process, and float sums (so the numbers) depend on it
+    hw = dict(_machine(device))
+    hw["torch_threads"] = torch.get_num_threads()
     return hw
 
 

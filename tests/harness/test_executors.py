@@ -99,6 +99,8 @@ def test_ray_gives_the_local_cells_and_numbers(tmp_path, ray_instance):
     assert [r["key"] for r in on_ray.rows] == [r["key"] for r in local.rows]
     assert [r["values"] for r in on_ray.rows] == [r["values"] for r in local.rows]
     assert {r["model_hash"] for r in on_ray.rows} == {r["model_hash"] for r in local.rows}
+    # each cell records the threads its task ran with (1), whatever the driver's count
+    assert {r["provenance"]["hardware"]["torch_threads"] for r in on_ray.rows} == {1}
     # the models were trained on Ray, in this run's own cache, not taken from the local run's
     assert len(list((tmp_path / "ray" / "cache" / "models").iterdir())) == 2
     again = Runner(parse_run_config(digits_cfg(tmp_path / "ray")), executor="ray").run()
@@ -254,3 +256,37 @@ def test_local_run_progress_is_one_line_per_interval_off_a_terminal(tmp_path, to
     assert s.computed == 2
     assert "\r" not in err
     assert err.splitlines()[-1] == "run k: 2/2 cells (running 0, finished 2, failed 0)"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_provenance_records_the_thread_count_at_the_time_of_the_call(threads):
+    """verify and Ray workers change torch's thread count within a process; the provenance written
+    afterwards must name the count the numbers were computed with (it was once cached at first use)."""
+    from latentbench.provenance import provenance
+
+    before = torch.get_num_threads()
+    try:
+        provenance(device="cpu")
+        torch.set_num_threads(3 - threads)
+        provenance(device="cpu")
+        torch.set_num_threads(threads)
+        assert provenance(device="cpu")["hardware"]["torch_threads"] == threads
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("num_cpus, recorded", [(1, 1), (2, 2), (0.5, 1)])
+def test_a_ray_entry_records_its_tasks_threads_not_the_drivers(num_cpus, recorded):
+    from latentbench.benchmark import entry_provenance
+    from latentbench.executors import RayExecutor
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # the driver's count, which the tasks do not use
+        assert entry_provenance(7, "cpu", None)["hardware"]["torch_threads"] == 3
+        ray_prov = entry_provenance(7, "cpu", RayExecutor(None, num_cpus, None, 0))
+        assert ray_prov["hardware"]["torch_threads"] == recorded and ray_prov["seed"] == 7
+        # the machine's cached part is not changed by the entry's override
+        assert entry_provenance(7, "cpu", None)["hardware"]["torch_threads"] == 3
+    finally:
+        torch.set_num_threads(before)
