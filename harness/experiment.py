@@ -436,9 +436,13 @@ def verdict_block(payload: dict[str, Any]) -> str:
     counts = {v: sum(f["verdict"] == v for f in payload["findings"]) for v in stats.VERDICTS}
     seeds = payload["per_seed"].get("meta", {}).get("seeds")
     n_seeds = len(seeds) if isinstance(seeds, list) else seeds
+    # the machine as the run recorded it (provenance), not as a write-up remembers it
+    hw = (payload.get("provenance") or {}).get("hardware", {})
+    threads, cores = hw.get("torch_threads", "?"), hw.get("cpu_count", "?")
     lines = [BLOCK_BEGIN, "", f"**Run**: `latentbench reproduce {payload['experiment']} --size {payload['size']}`, "
              f"{n_seeds} seeds per model, CPU time {payload['cpu_seconds']:.0f} s, wall time {payload['wall_seconds']:.0f} s "
-             "(1 torch thread, nice 10, shared 2-core machine). Verdicts: "
+             f"({threads} torch thread{'' if threads == 1 else 's'}, {cores}-core {hw.get('device', 'cpu')} machine). "
+             "Verdicts: "
              + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". Every verdict is computed from the stored "
              f"per-seed results (`{payload['experiment']}/results.json`, key `per_seed`) by "
              "`latentbench.stats.verdict`: the 95% interval of the effect entirely on the predicted side of the "
