@@ -190,8 +190,9 @@ def _check_subset_size(n: Optional[int], size: int, dataset: str, split: str) ->
 
 def resize(x: Tensor, size: int) -> Tensor:
     """Bilinear resize (antialiased when shrinking), clamped back into [0, 1]."""
+    # clamped in place: the interpolation's output is a fresh tensor, and a copy would double the peak
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=size < x.shape[-1]).clamp(0, 1)
+                         antialias=size < x.shape[-1]).clamp_(0, 1)
 
 
 # -- memory ---------------------------------------------------------------------------------------

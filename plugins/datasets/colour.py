@@ -44,7 +44,9 @@ def draw_colours(n: int, seed: int, split: str) -> tuple[Tensor, Tensor]:
 def colourise(grey: Tensor, fg: Tensor, bg: Tensor) -> Tensor:
     """(N, 1, H, W) grey levels in [0, 1] -> (N, 3, H, W): ``b + g * (f - b)`` with corner indices fg, bg."""
     f, b = CORNERS[fg][:, :, None, None], CORNERS[bg][:, :, None, None]
-    return b + grey * (f - b)
+    # in place: the training split at 64x64 is 2.9 GB, and `b + grey * (f - b)` held two such tensors
+    # at once (float addition commutes, so the values are the same bit for bit)
+    return (grey * (f - b)).add_(b)
 
 
 class ColourFashionMNIST(FashionMNIST):
