@@ -439,7 +439,9 @@ def verdict_block(payload: dict[str, Any]) -> str:
     # the machine as the run recorded it (provenance), not as a write-up remembers it
     hw = (payload.get("provenance") or {}).get("hardware", {})
     threads, cores = hw.get("torch_threads", "?"), hw.get("cpu_count", "?")
-    lines = [BLOCK_BEGIN, "", f"**Run**: `latentbench reproduce {payload['experiment']} --size {payload['size']}`, "
+    # --seeds as the run was asked for (None: the size's default)
+    asked = f" --seeds {payload['seeds']}" if payload.get("seeds") is not None else ""
+    lines = [BLOCK_BEGIN, "", f"**Run**: `latentbench reproduce {payload['experiment']} --size {payload['size']}{asked}`, "
              f"{n_seeds} seeds per model, CPU time {payload['cpu_seconds']:.0f} s, wall time {payload['wall_seconds']:.0f} s "
              f"({threads} torch thread{'' if threads == 1 else 's'}, {cores}-core {hw.get('device', 'cpu')} machine). "
              "Verdicts: "
