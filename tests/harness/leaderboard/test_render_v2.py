@@ -44,6 +44,11 @@ def v2_entry(name, version):
     # no checkpoint on disk (nothing to checksum) and a checkpoint hash of its own
     e["checkpoint"] = {**e["checkpoint"], "path": None, "sha256": hashlib.sha256(name.encode()).hexdigest()}
     e["reproduced"], e["unreliable"] = None, False
+    # a bare FID (the shipped digits-v1 entries now carry its interval and KID): the interval test adds
+    # them to one entry, and the column counts below are those of a bare FID
+    for r in e["reported"]["results"]:
+        if r["metric"] == "fid":
+            r["values"] = {k: v for k, v in r["values"].items() if k == "fid"}
     values = {"n_images": float(N), "clean_accuracy": clean, "clean_accuracy_se": _se(clean),
               "robust_accuracy_mean": sum(accs) / 3, "robust_accuracy_mean_se": 0.008}
     for b, a in zip(BUDGETS, accs):

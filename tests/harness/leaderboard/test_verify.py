@@ -81,7 +81,10 @@ def test_verify_reproduces_shipped_entry_and_flags_a_changed_number(tmp_path, ca
     n_values = sum(len(r["values"]) for r in entry["reported"]["results"])
     # every number the entry claims was compared (numbers and settings added to the metrics since
     # the entry was made, e.g. FID's interval, are listed apart)
-    assert len(report.compared) - len(report.added) == n_values + len(entry["reported"]["clean"])
+    # (and the evaluation data's digest, for entries of schema 2)
+    assert len(report.compared) - len(report.added) == (n_values + len(entry["reported"]["clean"])
+                                                        + ("data_digest" in entry))
+    assert [d.field for d in report.compared].count("data_digest") == ("data_digest" in entry)
 
     # a copy with one number changed well beyond the tolerance; the re-run reuses the cells stored
     # in `work` (same checkpoint hash and protocol), so only the comparison differs
