@@ -513,7 +513,7 @@ class EvaluationResult:
         ``<repo>/runs/leaderboard-checkpoints/<protocol>/<name>``), through
         :func:`latentbench.benchmark.evaluate`, which reuses every cell of this run from its store."""
         from latentbench.benchmark import BenchmarkRequest, evaluate as benchmark_evaluate
-        from latentbench.leaderboard.validate import checkpoint_path_problem, path_rule
+        from latentbench.leaderboard.validate import checkpoint_path_problem, entry_file, path_rule
 
         name = name or self.model
         if not self.comparable:
@@ -529,10 +529,8 @@ class EvaluationResult:
         if self.failures:
             raise LatentBenchError(f"{len(self.failures)} cell(s) failed, so the entry would be incomplete -- fix the "
                                    f"model and re-run evaluate (finished cells are reused): {self.failures[0]}")
-        out = Path(path).resolve()
-        if out.suffix != ".json" or out.stem != name or out.parent.name != self.protocol:
-            raise ConfigError("to_entry(path)", f"'{path}' is not <leaderboard>/{self.protocol}/{name}.json",
-                              f"pass e.g. leaderboard/{self.protocol}/{name}.json (validate looks there)")
+        out = entry_file(path, self.protocol, name, "to_entry(path)",
+                         f"pass e.g. leaderboard/{self.protocol}/{name}.json (validate looks there)")
         root = out.parent.parent.parent
         dest = Path(checkpoint_dir).resolve() if checkpoint_dir else \
             root / "runs" / "leaderboard-checkpoints" / self.protocol / name

@@ -47,14 +47,11 @@ def cmd_benchmark(args) -> int:
                            paper=args.paper, device=device_from(args, (raw.get("train") or {}).get("device")),
                            data_root=args.data_root, work_dir=args.work_dir, save_checkpoint_to=args.save_checkpoint,
                            regenerate=args.regenerate, progress=not args.no_progress, **executor_from(args))
+    from latentbench.leaderboard.validate import entry_file
+
     out = Path(args.out or Path(LEADERBOARD_DIR) / args.protocol / f"{req.label}.json")
-    if out.suffix != ".json" or out.stem != req.label or out.resolve().parent.name != args.protocol:
-        # `leaderboard validate` reads <leaderboard>/<protocol>/<name>.json and resolves the checkpoint from the
-        # leaderboard folder's parent: any other shape would give an entry it refuses or a checkpoint path
-        # outside the repository, so refuse it before any work
-        raise ConfigError("--out", f"'{args.out}' is not <leaderboard>/{args.protocol}/{req.label}.json",
-                          f"pass e.g. --out leaderboard/{args.protocol}/{req.label}.json, or --name to change the "
-                          f"entry's name")
+    entry_file(out, args.protocol, req.label, "--out",  # refused before any work
+               f"pass e.g. --out leaderboard/{args.protocol}/{req.label}.json, or --name to change the entry's name")
     # the entry's checkpoint path is relative to the repository root, the leaderboard folder's parent
     # (where `leaderboard validate/verify` look), and must keep the path rule
     root = out.resolve().parent.parent.parent

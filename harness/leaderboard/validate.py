@@ -162,6 +162,19 @@ def path_rule(leaderboard_name: str = "leaderboard") -> str:
             + " of the repository (no '..', not absolute, no symlink leading outside)")
 
 
+def entry_file(path: str | Path, protocol: str, name: str, where: str, fix: str) -> Path:
+    """``path`` resolved, if it is ``<leaderboard>/<protocol>/<name>.json``: where `leaderboard validate`
+    reads an entry, with the checkpoint path relative to the leaderboard folder's parent. Any other
+    shape gives an entry validate refuses, or a checkpoint outside the repository: a ConfigError at
+    ``where`` (``fix``: what to pass instead)."""
+    from latentbench.errors import ConfigError
+
+    out = Path(path).resolve()
+    if out.suffix != ".json" or out.stem != name or out.parent.name != protocol:
+        raise ConfigError(where, f"'{path}' is not <leaderboard>/{protocol}/{name}.json", fix)
+    return out
+
+
 def checkpoint_path_problem(path: str, repo_root: Path, leaderboard_name: str = "leaderboard") -> Optional[str]:
     """Why ``path`` breaks the path rule (None: it keeps it). The folder need not exist; the parts
     of it that do must not be symlinks leading out of its checkpoint root."""
